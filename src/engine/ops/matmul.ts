@@ -1,0 +1,31 @@
+import { createStorage, createUniform, dispatch } from '../gpu/buffers';
+import type { Kernels } from '../gpu/kernels';
+
+export interface MatmulArgs {
+  /** [M, K] activations. */
+  x: GPUBuffer;
+  /** [N, K] weight, HF nn.Linear layout. */
+  w: GPUBuffer;
+  /** [N] or absent. */
+  bias?: GPUBuffer;
+  /** [M, N] output. */
+  y: GPUBuffer;
+  M: number;
+  N: number;
+  K: number;
+}
+
+const TILE = 64;
+const dummies = new WeakMap<GPUDevice, GPUBuffer>();
+
+/** Records y = x·Wᵀ (+ bias) into `enc`. */
+export function encodeMatmul(k: Kernels, enc: GPUCommandEncoder, a: MatmulArgs): void {
+  const { device } = k;
+  let bias = a.bias;
+  if (!bias) {
+    bias = dummies.get(device);
+    if (!bias) dummies.set(device, (bias = createStorage(device, 4, 'no-bias')));
+  }
+  const params = createUniform(device, [{ u32: a.M }, { u32: a.N }, { u32: a.K }, { u32: a.bias ? 1 : 0 }]);
+  dispatch(device, k.pipelines.get('matmul.wgsl'), [params, a.x, a.w, bias, a.y], [Math.ceil(a.N / TILE), Math.ceil(a.M / TILE)], enc);
+}

@@ -1,0 +1,67 @@
+/**
+ * Runs one op on CPU arrays: upload, encode, submit, read back. For tests and the self-test, not
+ * for the forward pass (which keeps tensors on the GPU and batches many ops in one encoder).
+ */
+import { createStorage, readF32, readU32, uploadStorage } from '../gpu/buffers';
+import type { Kernels } from '../gpu/kernels';
+import { encodeTopK } from '../moe/topk';
+import { encodeMatmul } from './matmul';
+import { encodeRmsNorm } from './rmsnorm';
+import { encodeSoftmax } from './softmax';
+
+async function withEncoder<T>(k: Kernels, inputs: GPUBuffer[], body: (enc: GPUCommandEncoder) => Promise<T> | T): Promise<T> {
+  try {
+    return await body(k.device.createCommandEncoder());
+  } finally {
+    for (const b of inputs) b.destroy();
+  }
+}
+
+export async function runMatmul(k: Kernels, x: Float32Array, w: Float32Array, bias: Float32Array | null, M: number, N: number, K: number): Promise<Float32Array> {
+  const bx = uploadStorage(k.device, x);
+  const bw = uploadStorage(k.device, w);
+  const bb = bias ? uploadStorage(k.device, bias) : undefined;
+  const by = createStorage(k.device, M * N * 4);
+  return withEncoder(k, [bx, bw, by, ...(bb ? [bb] : [])], (enc) => {
+    encodeMatmul(k, enc, { x: bx, w: bw, bias: bb, y: by, M, N, K });
+    k.device.queue.submit([enc.finish()]);
+    return readF32(k.device, by, M * N);
+  });
+}
+
+export async function runRmsNorm(k: Kernels, x: Float32Array, weight: Float32Array, rows: number, dim: number, eps: number): Promise<Float32Array> {
+  const bx = uploadStorage(k.device, x);
+  const bw = uploadStorage(k.device, weight);
+  const by = createStorage(k.device, rows * dim * 4);
+  return withEncoder(k, [bx, bw, by], (enc) => {
+    encodeRmsNorm(k, enc, { x: bx, weight: bw, y: by, rows, dim, eps });
+    k.device.queue.submit([enc.finish()]);
+    return readF32(k.device, by, rows * dim);
+  });
+}
+
+export async function runSoftmax(k: Kernels, x: Float32Array, rows: number, cols: number): Promise<Float32Array> {
+  const bx = uploadStorage(k.device, x);
+  const by = createStorage(k.device, rows * cols * 4);
+  return withEncoder(k, [bx, by], (enc) => {
+    encodeSoftmax(k, enc, { x: bx, y: by, rows, cols });
+    k.device.queue.submit([enc.finish()]);
+    return readF32(k.device, by, rows * cols);
+  });
+}
+
+export async function runTopK(k: Kernels, logits: Float32Array, tokens: number, experts: number, topk: number, renormalize: boolean) {
+  const bl = uploadStorage(k.device, logits);
+  const bp = createStorage(k.device, tokens * experts * 4);
+  const bi = createStorage(k.device, tokens * topk * 4);
+  const bw = createStorage(k.device, tokens * topk * 4);
+  return withEncoder(k, [bl, bp, bi, bw], async (enc) => {
+    encodeTopK(k, enc, { logits: bl, probs: bp, idx: bi, weights: bw, tokens, experts, k: topk, renormalize });
+    k.device.queue.submit([enc.finish()]);
+    return {
+      probs: await readF32(k.device, bp, tokens * experts),
+      idx: await readU32(k.device, bi, tokens * topk),
+      weights: await readF32(k.device, bw, tokens * topk),
+    };
+  });
+}
