@@ -39,10 +39,10 @@ export interface GpuLossInfo {
 /** No WebGPU at all, or no adapter: carries advice a person can act on. */
 export class WebGpuUnavailableError extends Error {
   constructor(
-    message: string,
+    readonly reason: string,
     readonly advice: string,
   ) {
-    super(`${message} ${advice}`);
+    super(`${reason} ${advice}`);
     this.name = 'WebGpuUnavailableError';
   }
 }
