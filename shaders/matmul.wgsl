@@ -1,7 +1,7 @@
-// y[M,N] = x[M,K] · W[N,K]ᵀ (+ bias[N]) — the HF nn.Linear layout, f32.
+// y[M,N] = (x[M,K] · W[N,K]ᵀ (+ bias[N])) · alpha — the HF nn.Linear layout, f32.
 // 64×64 output tile per workgroup, 16×16 threads each owning a 4×4 block, K stepped by 16 through
 // workgroup memory. Out-of-range rows/cols/k read as zero, so any M, N, K works.
-struct Params { M: u32, N: u32, K: u32, has_bias: u32 }
+struct Params { M: u32, N: u32, K: u32, has_bias: u32, alpha: f32, _a: u32, _b: u32, _c: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
@@ -57,7 +57,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
       if (c >= p.N) { continue; }
       var v = acc[i * 4u + j];
       if (p.has_bias != 0u) { v += bias[c]; }
-      y[r * p.N + c] = v;
+      y[r * p.N + c] = v * p.alpha;
     }
   }
 }

@@ -1,11 +1,29 @@
+import { createUniform } from './buffers';
 import { PipelineCache } from './pipelines';
 
-/** What every op needs: the device and its compiled pipelines. */
+export type UniformWord = { u32: number } | { f32: number } | { i32: number };
+
+/** What every op needs: the device, its compiled pipelines and its parameter blocks. */
 export interface Kernels {
   device: GPUDevice;
   pipelines: PipelineCache;
+  /**
+   * A uniform buffer holding `words`, made once per distinct content and reused: a decode step
+   * records dozens of dispatches whose parameters repeat from step to step.
+   */
+  uniform(words: readonly UniformWord[]): GPUBuffer;
 }
 
 export function createKernels(device: GPUDevice): Kernels {
-  return { device, pipelines: new PipelineCache(device) };
+  const uniforms = new Map<string, GPUBuffer>();
+  return {
+    device,
+    pipelines: new PipelineCache(device),
+    uniform(words) {
+      const key = words.map((w) => ('u32' in w ? `u${w.u32}` : 'i32' in w ? `i${w.i32}` : `f${w.f32}`)).join(',');
+      let buf = uniforms.get(key);
+      if (!buf) uniforms.set(key, (buf = createUniform(device, words)));
+      return buf;
+    },
+  };
 }

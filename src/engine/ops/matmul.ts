@@ -1,4 +1,4 @@
-import { createStorage, createUniform, dispatch } from '../gpu/buffers';
+import { createStorage, dispatch } from '../gpu/buffers';
 import type { Kernels } from '../gpu/kernels';
 
 export interface MatmulArgs {
@@ -13,6 +13,8 @@ export interface MatmulArgs {
   M: number;
   N: number;
   K: number;
+  /** Scales the result (Granite's logits divisor); 1 when absent. */
+  alpha?: number;
 }
 
 const TILE = 64;
@@ -26,6 +28,6 @@ export function encodeMatmul(k: Kernels, enc: GPUCommandEncoder, a: MatmulArgs):
     bias = dummies.get(device);
     if (!bias) dummies.set(device, (bias = createStorage(device, 4, 'no-bias')));
   }
-  const params = createUniform(device, [{ u32: a.M }, { u32: a.N }, { u32: a.K }, { u32: a.bias ? 1 : 0 }]);
+  const params = k.uniform([{ u32: a.M }, { u32: a.N }, { u32: a.K }, { u32: a.bias ? 1 : 0 }, { f32: a.alpha ?? 1 }, { u32: 0 }, { u32: 0 }, { u32: 0 }]);
   dispatch(device, k.pipelines.get('matmul.wgsl'), [params, a.x, a.w, bias, a.y], [Math.ceil(a.N / TILE), Math.ceil(a.M / TILE)], enc);
 }

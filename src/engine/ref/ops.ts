@@ -63,3 +63,106 @@ export function topkRef(logits: Float32Array, tokens: number, experts: number, k
   }
   return { probs, idx, weights };
 }
+
+export function embeddingRef(ids: ArrayLike<number>, table: Float32Array, dim: number, scale: number): Float32Array {
+  const out = new Float32Array(ids.length * dim);
+  for (let t = 0; t < ids.length; t++) for (let i = 0; i < dim; i++) out[t * dim + i] = table[ids[t]! * dim + i]! * scale;
+  return out;
+}
+
+/** rotate_half RoPE on x[T, heads, D] at positions start+t, using cos/sin tables [pos, D/2]. */
+export function ropeRef(x: Float32Array, cos: Float32Array, sin: Float32Array, tokens: number, heads: number, D: number, start: number): Float32Array {
+  const y = new Float32Array(x);
+  const h = D / 2;
+  for (let t = 0; t < tokens; t++) {
+    for (let hd = 0; hd < heads; hd++) {
+      const b = (t * heads + hd) * D;
+      for (let i = 0; i < h; i++) {
+        const c = cos[(start + t) * h + i]!, s = sin[(start + t) * h + i]!;
+        const a0 = x[b + i]!, a1 = x[b + i + h]!;
+        y[b + i] = a0 * c - a1 * s;
+        y[b + i + h] = a1 * c + a0 * s;
+      }
+    }
+  }
+  return y;
+}
+
+/** Causal GQA attention: q[T,H,D] at positions start+t over k/v[P,KVH,D] (P ≥ start+T). */
+export function attentionRef(q: Float32Array, k: Float32Array, v: Float32Array, T: number, H: number, KVH: number, D: number, start: number, scale: number): Float32Array {
+  const out = new Float32Array(T * H * D);
+  const group = H / KVH;
+  for (let t = 0; t < T; t++) {
+    for (let h = 0; h < H; h++) {
+      const kv = Math.floor(h / group);
+      const n = start + t + 1;
+      const s = new Float64Array(n);
+      let mx = -Infinity;
+      for (let j = 0; j < n; j++) {
+        let d = 0;
+        for (let i = 0; i < D; i++) d += q[(t * H + h) * D + i]! * k[(j * KVH + kv) * D + i]!;
+        s[j] = d * scale;
+        mx = Math.max(mx, s[j]!);
+      }
+      let z = 0;
+      for (let j = 0; j < n; j++) z += (s[j] = Math.exp(s[j]! - mx));
+      for (let i = 0; i < D; i++) {
+        let acc = 0;
+        for (let j = 0; j < n; j++) acc += s[j]! * v[(j * KVH + kv) * D + i]!;
+        out[(t * H + h) * D + i] = acc / z;
+      }
+    }
+  }
+  return out;
+}
+
+export function swigluRef(gu: Float32Array, rows: number, inter: number): Float32Array {
+  const out = new Float32Array(rows * inter);
+  for (let r = 0; r < rows; r++) {
+    for (let i = 0; i < inter; i++) {
+      const g = gu[r * 2 * inter + i]!, u = gu[r * 2 * inter + inter + i]!;
+      out[r * inter + i] = (g / (1 + Math.exp(-g))) * u;
+    }
+  }
+  return out;
+}
+
+/**
+ * Routed experts, token by token: Σ_j gate · down_e(swiglu(gate_up_e · x)) (+ shared, sigmoid-gated
+ * when gate logits are given). wGateUp [E, 2I, H], wDown [E, H, I].
+ */
+export function expertsRef(
+  x: Float32Array, idx: Uint32Array, gates: Float32Array, wGateUp: Float32Array, wDown: Float32Array,
+  T: number, topk: number, H: number, I: number,
+  shared?: { out: Float32Array; gateLogits?: Float32Array },
+): Float32Array {
+  const out = new Float32Array(T * H);
+  for (let t = 0; t < T; t++) {
+    const xt = x.subarray(t * H, (t + 1) * H);
+    for (let j = 0; j < topk; j++) {
+      const e = idx[t * topk + j]!;
+      const gu = matmulRef(xt, wGateUp.subarray(e * 2 * I * H, (e + 1) * 2 * I * H), null, 1, 2 * I, H);
+      const act = swigluRef(gu, 1, I);
+      const y = matmulRef(act, wDown.subarray(e * H * I, (e + 1) * H * I), null, 1, H, I);
+      for (let d = 0; d < H; d++) out[t * H + d] = out[t * H + d]! + gates[t * topk + j]! * y[d]!;
+    }
+    if (shared) {
+      const g = shared.gateLogits ? 1 / (1 + Math.exp(-shared.gateLogits[t]!)) : 1;
+      for (let d = 0; d < H; d++) out[t * H + d] = out[t * H + d]! + g * shared.out[t * H + d]!;
+    }
+  }
+  return out;
+}
+
+/** Greedy choice with HF's repetition penalty; ties to the lower id. */
+export function greedyRef(logits: Float32Array, history: ArrayLike<number>, penalty: number): number {
+  const l = new Float32Array(logits);
+  if (penalty !== 1) for (let i = 0; i < history.length; i++) {
+    const id = history[i]!;
+    const v = logits[id]!;
+    l[id] = v > 0 ? v / penalty : v * penalty;
+  }
+  let best = 0;
+  for (let v = 1; v < l.length; v++) if (l[v]! > l[best]!) best = v;
+  return best;
+}

@@ -1,0 +1,95 @@
+/**
+ * Routed experts on the GPU with no CPU loop over experts and no read-back: plan (group slots by
+ * expert) → grouped gate/up matmul (gathering token rows) → SwiGLU → grouped down matmul →
+ * weighted combine (+ shared expert).
+ */
+import { createStorage, dispatch, grid1d } from '../gpu/buffers';
+import type { Kernels } from '../gpu/kernels';
+import { encodeSwiGlu } from '../ops/elementwise';
+
+export const GROUP_TILE = 64;
+
+/** Upper bound on tiles: Σ_e ceil(c_e / BM) ≤ S / BM + E. */
+export function maxTiles(slots: number, experts: number): number {
+  return Math.ceil(slots / GROUP_TILE) + experts;
+}
+
+/** GPU scratch for one MoE layer call with up to `slots` = T·k routed slots. */
+export interface MoeScratch {
+  slots: number;
+  experts: number;
+  sorted: GPUBuffer;
+  slotPos: GPUBuffer;
+  tiles: GPUBuffer;
+  /** [E] tokens routed to each expert in the last call. */
+  counts: GPUBuffer;
+  gateUp: GPUBuffer;
+  act: GPUBuffer;
+  down: GPUBuffer;
+}
+
+export function createMoeScratch(device: GPUDevice, slots: number, experts: number, hidden: number, inter: number): MoeScratch {
+  return {
+    slots,
+    experts,
+    sorted: createStorage(device, slots * 4, 'moe-sorted'),
+    slotPos: createStorage(device, slots * 4, 'moe-slot-pos'),
+    tiles: createStorage(device, maxTiles(slots, experts) * 16, 'moe-tiles'),
+    counts: createStorage(device, experts * 4, 'moe-counts'),
+    gateUp: createStorage(device, slots * 2 * inter * 4, 'moe-gate-up'),
+    act: createStorage(device, slots * inter * 4, 'moe-act'),
+    down: createStorage(device, slots * hidden * 4, 'moe-down'),
+  };
+}
+
+export function destroyMoeScratch(s: MoeScratch): void {
+  for (const b of [s.sorted, s.slotPos, s.tiles, s.counts, s.gateUp, s.act, s.down]) b.destroy();
+}
+
+export interface ExpertsArgs {
+  /** [T, H] normed hidden state. */
+  x: GPUBuffer;
+  /** [T, k] chosen experts and their gate weights (from the router). */
+  idx: GPUBuffer;
+  gates: GPUBuffer;
+  /** [E, 2I, H] and [E, H, I]. */
+  wGateUp: GPUBuffer;
+  wDown: GPUBuffer;
+  /** Optional shared-expert output [T, H] and its gate logits [T] (sigmoid-gated when given). */
+  shared?: { out: GPUBuffer; gateLogits?: GPUBuffer };
+  /** [T, H] result. */
+  out: GPUBuffer;
+  tokens: number;
+  topk: number;
+  experts: number;
+  hidden: number;
+  inter: number;
+  scratch: MoeScratch;
+}
+
+/** Records the routed-expert FFN for T tokens. */
+export function encodeExperts(k: Kernels, enc: GPUCommandEncoder, a: ExpertsArgs): void {
+  const slots = a.tokens * a.topk;
+  const s = a.scratch;
+  if (slots > s.slots || a.experts !== s.experts) throw new Error(`MoE scratch holds ${s.slots} slots / ${s.experts} experts; needed ${slots} / ${a.experts}`);
+  if (a.experts > 256) throw new Error(`${a.experts} experts: at most 256 are supported`);
+  const tiles = maxTiles(slots, a.experts);
+
+  const plan = k.uniform([{ u32: slots }, { u32: a.experts }, { u32: GROUP_TILE }, { u32: tiles }]);
+  dispatch(k.device, k.pipelines.get('moe_plan.wgsl'), [plan, a.idx, s.sorted, s.slotPos, s.tiles, s.counts], [1], enc);
+
+  const [ty, tz] = grid1d(tiles);
+  const up = k.uniform([{ u32: 2 * a.inter }, { u32: a.hidden }, { u32: a.topk }, { u32: tiles }]);
+  dispatch(k.device, k.pipelines.get('matmul_grouped.wgsl', 'main', { GATHER: 1 }), [up, s.tiles, s.sorted, a.x, a.wGateUp, s.gateUp], [Math.ceil((2 * a.inter) / 64), ty, tz], enc);
+
+  encodeSwiGlu(k, enc, { gateUp: s.gateUp, out: s.act, rows: slots, inter: a.inter });
+
+  const down = k.uniform([{ u32: a.hidden }, { u32: a.inter }, { u32: a.topk }, { u32: tiles }]);
+  dispatch(k.device, k.pipelines.get('matmul_grouped.wgsl', 'main', { GATHER: 0 }), [down, s.tiles, s.sorted, s.act, a.wDown, s.down], [Math.ceil(a.hidden / 64), ty, tz], enc);
+
+  const mode = a.shared ? (a.shared.gateLogits ? 2 : 1) : 0;
+  const comb = k.uniform([{ u32: a.tokens }, { u32: a.hidden }, { u32: a.topk }, { u32: mode }]);
+  const sharedOut = a.shared?.out ?? s.down; // bound but unread when mode is 0
+  const sharedGate = a.shared?.gateLogits ?? s.counts;
+  dispatch(k.device, k.pipelines.get('moe_combine.wgsl'), [comb, a.gates, s.slotPos, s.down, sharedOut, sharedGate, a.out], grid1d(Math.ceil((a.tokens * a.hidden) / 256)), enc);
+}

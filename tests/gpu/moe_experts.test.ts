@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import { createMoeScratch, encodeExperts } from '../../src/engine/moe/experts';
+import { expertsRef, topkRef } from '../../src/engine/ref/ops';
+import { maxAbsDiff, randomF32 } from '../../src/engine/ref/random';
+import { gpuKernels } from './device';
+import { empty, f32, submit, u32, up } from './run';
+
+describe('routed experts (plan → grouped matmuls → combine) vs per-token reference', () => {
+  const cases: Array<[number, number, number, number, number, string]> = [
+    // T, E, k, H, I, shared
+    [1, 4, 1, 8, 16, 'none'],
+    [1, 16, 2, 32, 24, 'gated'],
+    [9, 8, 2, 24, 40, 'plain'],
+    [70, 16, 2, 40, 72, 'gated'],
+    [130, 60, 4, 16, 8, 'none'],
+  ];
+  for (const [T, E, K, H, I, sharedMode] of cases) {
+    it(`T=${T} E=${E} top-${K} H=${H} I=${I} shared=${sharedMode}`, async () => {
+      const k = await gpuKernels();
+      const x = randomF32(T * H, T + 1);
+      const { idx, weights } = topkRef(randomF32(T * E, T + 2, 3), T, E, K, true);
+      const wgu = randomF32(E * 2 * I * H, 5, 0.3);
+      const wd = randomF32(E * H * I, 6, 0.3);
+      const sharedOut = randomF32(T * H, 7);
+      const sharedGate = randomF32(T, 8, 3);
+      const shared = sharedMode === 'none' ? undefined : { out: sharedOut, gateLogits: sharedMode === 'gated' ? sharedGate : undefined };
+      const out = empty(k, T * H);
+      const scratch = createMoeScratch(k.device, T * K, E, H, I);
+      submit(k, (enc) =>
+        encodeExperts(k, enc, {
+          x: up(k, x), idx: up(k, idx), gates: up(k, weights), wGateUp: up(k, wgu), wDown: up(k, wd),
+          shared: shared && { out: up(k, shared.out), gateLogits: shared.gateLogits && up(k, shared.gateLogits) },
+          out, tokens: T, topk: K, experts: E, hidden: H, inter: I, scratch,
+        }),
+      );
+      const want = expertsRef(x, idx, weights, wgu, wd, T, K, H, I, shared);
+      expect(maxAbsDiff(await f32(k, out, T * H), want)).toBeLessThan(1e-5);
+      // Per-expert counts come out of the plan for routing statistics.
+      const counts = await u32(k, scratch.counts, E);
+      const wantCounts = new Array<number>(E).fill(0);
+      for (const e of idx) wantCounts[e]!++;
+      expect(Array.from(counts)).toEqual(wantCounts);
+    });
+  }
+});
