@@ -1,0 +1,371 @@
+/**
+ * The forward pass: one command encoder per chunk of tokens, every op on the GPU, KV cache kept
+ * between calls. Routing (chosen experts, gate weights, per-expert counts) is copied into a capture
+ * buffer during the same submit, so reading it never stalls decoding.
+ */
+import { createStorage, readBuffer } from '../gpu/buffers';
+import type { Kernels } from '../gpu/kernels';
+import { createMoeScratch, destroyMoeScratch, encodeExperts, type MoeScratch } from '../moe/experts';
+import { encodeTopK } from '../moe/topk';
+import { encodeAttention } from '../ops/attention';
+import { encodeAddScaled, encodeSwiGlu } from '../ops/elementwise';
+import { encodeEmbedding } from '../ops/embedding';
+import { encodeMatmul } from '../ops/matmul';
+import { encodeRmsNorm } from '../ops/rmsnorm';
+import { encodeRope, ropeTable, uploadRopeTable, type GpuRopeTable } from '../ops/rope';
+import type { ModelSpec } from './spec';
+import type { LayerWeights, ModelWeights } from './weights';
+
+export interface ModelOptions {
+  /** KV-cache length (positions); defaults to min(maxPositions, 2048). */
+  contextLength?: number;
+  /** Most tokens recorded in one forward chunk (prefill is split into chunks of this size). */
+  chunkTokens?: number;
+}
+
+/** What one forward call asks to get back. */
+export interface ForwardRequest {
+  /** Logits for every position (true) or only the last (false, generation). */
+  allLogits?: boolean;
+  /** Router logits of every MoE layer, [moeLayers][T][E] (parity tests, CLI --router-logits). */
+  routerLogits?: boolean;
+}
+
+/** Routing of one forward call, per MoE layer. */
+export interface RoutingRecord {
+  /** Position of the first token. */
+  start: number;
+  tokens: number;
+  topk: number;
+  numExperts: number;
+  /** Indices into spec.layers of the MoE layers, in order. */
+  layers: number[];
+  /** [moeLayer][t·k + j] expert id. */
+  experts: Uint32Array[];
+  /** [moeLayer][t·k + j] gate weight used. */
+  gates: Float32Array[];
+}
+
+export interface ForwardResult {
+  /** Row-major [rows, vocab]: every position or only the last. */
+  logits: Float32Array;
+  rows: number;
+  routerLogits?: Float32Array[];
+  routing: RoutingRecord;
+}
+
+interface Scratch {
+  T: number;
+  ids: GPUBuffer;
+  h: GPUBuffer;
+  x: GPUBuffer;
+  q: GPUBuffer;
+  k: GPUBuffer;
+  kNormed: GPUBuffer;
+  v: GPUBuffer;
+  attn: GPUBuffer;
+  proj: GPUBuffer;
+  routerLogits: GPUBuffer;
+  probs: GPUBuffer;
+  idx: GPUBuffer;
+  gates: GPUBuffer;
+  moe: MoeScratch | null;
+  mlpOut: GPUBuffer;
+  ffGateUp: GPUBuffer;
+  ffAct: GPUBuffer;
+  sharedOut: GPUBuffer;
+  sharedGate: GPUBuffer;
+  lastRow: GPUBuffer;
+  logits: GPUBuffer;
+  capture: GPUBuffer;
+  routerCapture: GPUBuffer | null;
+}
+
+export class MoeModel {
+  readonly contextLength: number;
+  readonly chunkTokens: number;
+  private readonly kCache: GPUBuffer[];
+  private readonly vCache: GPUBuffer[];
+  private readonly rope: GpuRopeTable;
+  private readonly moeLayers: number[];
+  private scratch: Scratch | null = null;
+  /** Positions already in the KV cache. */
+  private cached = 0;
+
+  constructor(
+    readonly kernels: Kernels,
+    readonly spec: ModelSpec,
+    readonly weights: ModelWeights,
+    opts: ModelOptions = {},
+  ) {
+    const s = spec;
+    this.contextLength = Math.min(opts.contextLength ?? 2048, s.maxPositions);
+    this.chunkTokens = Math.max(1, Math.min(opts.chunkTokens ?? 256, this.contextLength));
+    const kvBytes = this.contextLength * s.numKvHeads * s.headDim * 4;
+    const dev = kernels.device;
+    this.kCache = s.layers.map((_, l) => createStorage(dev, kvBytes, `k-cache-${l}`));
+    this.vCache = s.layers.map((_, l) => createStorage(dev, kvBytes, `v-cache-${l}`));
+    this.rope = uploadRopeTable(dev, ropeTable(this.contextLength, s.headDim, s.ropeTheta, s.ropeScaling));
+    this.moeLayers = s.layers.flatMap((l, i) => (l.mlp === 'moe' ? [i] : []));
+  }
+
+  /** Tokens currently held in the KV cache. */
+  get position(): number {
+    return this.cached;
+  }
+
+  /** Forgets the conversation (the cache is overwritten from position 0). */
+  reset(): void {
+    this.cached = 0;
+  }
+
+  /** Rolls the cache back to `pos` tokens (e.g. to re-generate from an earlier point). */
+  truncate(pos: number): void {
+    if (pos < 0 || pos > this.cached) throw new RangeError(`Cannot truncate to ${pos}: the cache holds ${this.cached} tokens`);
+    this.cached = pos;
+  }
+
+  destroy(): void {
+    this.freeScratch();
+    for (const b of [...this.kCache, ...this.vCache, this.rope.cos, this.rope.sin]) b.destroy();
+  }
+
+  /**
+   * Appends `ids` after the cached tokens and runs them through the model. Long inputs are split
+   * into chunks; routing and router logits cover all of `ids`.
+   */
+  async forward(ids: ArrayLike<number>, req: ForwardRequest = {}): Promise<ForwardResult> {
+    const s = this.spec;
+    if (ids.length === 0) throw new RangeError('forward() needs at least one token');
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i]!;
+      if (!Number.isInteger(id) || id < 0 || id >= s.vocabSize) throw new RangeError(`Token id ${id} at ${i} is outside the vocabulary (0 … ${s.vocabSize - 1})`);
+    }
+    if (this.cached + ids.length > this.contextLength) {
+      throw new RangeError(`The conversation would reach ${this.cached + ids.length} tokens, over the context of ${this.contextLength}`);
+    }
+    const start = this.cached;
+    const parts: Array<{ logits: Float32Array; rows: number; capture: ArrayBuffer; router?: ArrayBuffer; T: number }> = [];
+    for (let c = 0; c < ids.length; c += this.chunkTokens) {
+      const chunk = Array.from({ length: Math.min(this.chunkTokens, ids.length - c) }, (_, i) => ids[c + i]!);
+      const last = c + chunk.length === ids.length;
+      parts.push(await this.runChunk(chunk, !!req.allLogits, !!req.allLogits || last, !!req.routerLogits));
+    }
+    return this.assemble(parts, start, ids.length, !!req.allLogits, !!req.routerLogits);
+  }
+
+  private assemble(
+    parts: Array<{ logits: Float32Array; rows: number; capture: ArrayBuffer; router?: ArrayBuffer; T: number }>,
+    start: number,
+    tokens: number,
+    allLogits: boolean,
+    wantRouter: boolean,
+  ): ForwardResult {
+    const s = this.spec;
+    const K = s.moe.topK;
+    const E = s.moe.numExperts;
+    const nl = this.moeLayers.length;
+    const logits = allLogits ? concat(parts.map((p) => p.logits)) : parts[parts.length - 1]!.logits;
+    const experts = Array.from({ length: nl }, () => new Uint32Array(tokens * K));
+    const gates = Array.from({ length: nl }, () => new Float32Array(tokens * K));
+    const router = wantRouter ? Array.from({ length: nl }, () => new Float32Array(tokens * E)) : undefined;
+    let t0 = 0;
+    for (const p of parts) {
+      const n = p.T * K;
+      for (let m = 0; m < nl; m++) {
+        experts[m]!.set(new Uint32Array(p.capture, m * 2 * n * 4, n), t0 * K);
+        gates[m]!.set(new Float32Array(p.capture, (m * 2 + 1) * n * 4, n), t0 * K);
+        if (router && p.router) router[m]!.set(new Float32Array(p.router, m * p.T * E * 4, p.T * E), t0 * E);
+      }
+      t0 += p.T;
+    }
+    return {
+      logits,
+      rows: allLogits ? tokens : 1,
+      routerLogits: router,
+      routing: { start, tokens, topk: K, numExperts: E, layers: this.moeLayers, experts, gates },
+    };
+  }
+
+  private ensureScratch(T: number): Scratch {
+    if (this.scratch && this.scratch.T >= T) return this.scratch;
+    this.freeScratch();
+    const s = this.spec;
+    const dev = this.kernels.device;
+    const H = s.hiddenSize, D = s.headDim, E = s.moe.numExperts, K = s.moe.topK;
+    const hasMoe = this.moeLayers.length > 0;
+    const ffWidth = Math.max(s.layers.some((l) => l.mlp === 'dense') ? s.denseIntermediateSize : 0, s.moe.sharedExpert?.intermediateSize ?? 0, 1);
+    const buf = (floats: number, label: string) => createStorage(dev, floats * 4, label);
+    const nl = Math.max(1, this.moeLayers.length);
+    this.scratch = {
+      T,
+      ids: buf(T, 'ids'),
+      h: buf(T * H, 'hidden'),
+      x: buf(T * H, 'normed'),
+      q: buf(T * s.numHeads * D, 'q'),
+      k: buf(T * s.numKvHeads * D, 'k'),
+      kNormed: buf(T * s.numKvHeads * D, 'k-normed'),
+      v: buf(T * s.numKvHeads * D, 'v'),
+      attn: buf(T * s.numHeads * D, 'attn'),
+      proj: buf(T * H, 'proj'),
+      routerLogits: buf(T * E, 'router-logits'),
+      probs: buf(T * E, 'router-probs'),
+      idx: buf(T * K, 'router-idx'),
+      gates: buf(T * K, 'router-gates'),
+      moe: hasMoe ? createMoeScratch(dev, T * K, E, H, s.moe.intermediateSize) : null,
+      mlpOut: buf(T * H, 'mlp-out'),
+      ffGateUp: buf(T * 2 * ffWidth, 'ff-gate-up'),
+      ffAct: buf(T * ffWidth, 'ff-act'),
+      sharedOut: buf(T * H, 'shared-out'),
+      sharedGate: buf(T, 'shared-gate'),
+      lastRow: buf(H, 'last-row'),
+      logits: buf(T * s.vocabSize, 'logits'),
+      capture: buf(nl * 2 * T * K, 'routing-capture'),
+      routerCapture: null,
+    };
+    return this.scratch;
+  }
+
+  private freeScratch(): void {
+    const sc = this.scratch;
+    if (!sc) return;
+    for (const [key, b] of Object.entries(sc)) {
+      if (key === 'moe' && b) destroyMoeScratch(b as MoeScratch);
+      else if (b && typeof b === 'object' && 'destroy' in b) (b as GPUBuffer).destroy();
+    }
+    this.scratch = null;
+  }
+
+  private async runChunk(ids: number[], allLogits: boolean, wantLogits: boolean, wantRouter: boolean) {
+    const s = this.spec;
+    const k = this.kernels;
+    const dev = k.device;
+    const T = ids.length;
+    const sc = this.ensureScratch(T);
+    const start = this.cached;
+    const H = s.hiddenSize, D = s.headDim, K = s.moe.topK, E = s.moe.numExperts;
+    const nl = this.moeLayers.length;
+    if (wantRouter && (!sc.routerCapture || sc.routerCapture.size < Math.max(1, nl) * T * E * 4)) {
+      sc.routerCapture?.destroy();
+      sc.routerCapture = createStorage(dev, Math.max(1, nl) * sc.T * E * 4, 'router-capture');
+    }
+    dev.queue.writeBuffer(sc.ids, 0, Uint32Array.from(ids));
+    const enc = dev.createCommandEncoder({ label: `forward ${start}+${T}` });
+
+    encodeEmbedding(k, enc, { ids: sc.ids, table: this.weights.embed, out: sc.h, tokens: T, dim: H, vocab: s.vocabSize, scale: s.embeddingMultiplier });
+    let moeIndex = 0;
+    for (let l = 0; l < s.numLayers; l++) {
+      const w = this.weights.layers[l]!;
+      this.encodeAttentionBlock(enc, w, l, T, start);
+      encodeRmsNorm(k, enc, { x: sc.h, weight: w.mlpNorm, y: sc.x, rows: T, dim: H, eps: s.rmsNormEps });
+      if (s.layers[l]!.mlp === 'moe') {
+        this.encodeMoeBlock(enc, w, T);
+        const n = T * K;
+        enc.copyBufferToBuffer(sc.idx, 0, sc.capture, moeIndex * 2 * n * 4, n * 4);
+        enc.copyBufferToBuffer(sc.gates, 0, sc.capture, (moeIndex * 2 + 1) * n * 4, n * 4);
+        if (wantRouter) enc.copyBufferToBuffer(sc.routerLogits, 0, sc.routerCapture!, moeIndex * T * E * 4, T * E * 4);
+        moeIndex++;
+      } else {
+        this.encodeFfn(enc, w.mlpGateUp!, w.mlpDown!, s.denseIntermediateSize, sc.mlpOut, T);
+      }
+      encodeAddScaled(k, enc, { h: sc.h, y: sc.mlpOut, n: T * H, alpha: s.residualMultiplier });
+    }
+    const rows = allLogits ? T : 1;
+    if (wantLogits) {
+      encodeRmsNorm(k, enc, { x: sc.h, weight: this.weights.finalNorm, y: sc.x, rows: T, dim: H, eps: s.rmsNormEps });
+      let xin = sc.x;
+      if (!allLogits) {
+        enc.copyBufferToBuffer(sc.x, (T - 1) * H * 4, sc.lastRow, 0, H * 4);
+        xin = sc.lastRow;
+      }
+      encodeMatmul(k, enc, { x: xin, w: this.weights.lmHead, y: sc.logits, M: rows, N: s.vocabSize, K: H, alpha: 1 / s.logitsDivisor });
+    }
+    dev.queue.submit([enc.finish()]);
+    this.cached = start + T;
+    const [logits, capture, router] = await Promise.all([
+      wantLogits ? readBuffer(dev, sc.logits, rows * s.vocabSize * 4) : Promise.resolve(new ArrayBuffer(0)),
+      nl ? readBuffer(dev, sc.capture, nl * 2 * T * K * 4) : Promise.resolve(new ArrayBuffer(0)),
+      wantRouter && nl ? readBuffer(dev, sc.routerCapture!, nl * T * E * 4) : Promise.resolve(undefined),
+    ]);
+    return { logits: new Float32Array(logits), rows, capture, router, T };
+  }
+
+  private encodeAttentionBlock(enc: GPUCommandEncoder, w: LayerWeights, l: number, T: number, start: number): void {
+    const s = this.spec;
+    const k = this.kernels;
+    const sc = this.scratch!;
+    const H = s.hiddenSize, D = s.headDim, nH = s.numHeads, nKV = s.numKvHeads;
+    encodeRmsNorm(k, enc, { x: sc.h, weight: w.attnNorm, y: sc.x, rows: T, dim: H, eps: s.rmsNormEps });
+    encodeMatmul(k, enc, { x: sc.x, w: w.q, bias: w.qBias, y: sc.q, M: T, N: nH * D, K: H });
+    encodeMatmul(k, enc, { x: sc.x, w: w.k, bias: w.kBias, y: sc.k, M: T, N: nKV * D, K: H });
+    encodeMatmul(k, enc, { x: sc.x, w: w.v, bias: w.vBias, y: sc.v, M: T, N: nKV * D, K: H });
+    let q = sc.q;
+    let kk = sc.k;
+    if (s.qkNorm !== 'none') {
+      // WebGPU forbids binding one buffer as both input and output: the normed q goes to attn
+      // (free until attention, then copied back) and the normed k to its own buffer.
+      const perHead = s.qkNorm === 'head';
+      encodeRmsNorm(k, enc, { x: sc.q, weight: w.qNorm!, y: sc.attn, rows: perHead ? T * nH : T, dim: perHead ? D : nH * D, eps: s.rmsNormEps });
+      encodeRmsNorm(k, enc, { x: sc.k, weight: w.kNorm!, y: sc.kNormed, rows: perHead ? T * nKV : T, dim: perHead ? D : nKV * D, eps: s.rmsNormEps });
+      [q, kk] = [sc.attn, sc.kNormed];
+    }
+    encodeRope(k, enc, { x: q, table: this.rope, tokens: T, heads: nH, headDim: D, start });
+    encodeRope(k, enc, { x: kk, table: this.rope, tokens: T, heads: nKV, headDim: D, start });
+    const rowBytes = nKV * D * 4;
+    enc.copyBufferToBuffer(kk, 0, this.kCache[l]!, start * rowBytes, T * rowBytes);
+    enc.copyBufferToBuffer(sc.v, 0, this.vCache[l]!, start * rowBytes, T * rowBytes);
+    if (q === sc.attn) {
+      enc.copyBufferToBuffer(sc.attn, 0, sc.q, 0, T * nH * D * 4);
+      q = sc.q;
+    }
+    encodeAttention(k, enc, {
+      q, kCache: this.kCache[l]!, vCache: this.vCache[l]!, out: sc.attn,
+      tokens: T, heads: nH, kvHeads: nKV, headDim: D, start, scale: s.attentionScale ?? 1 / Math.sqrt(D),
+    });
+    encodeMatmul(k, enc, { x: sc.attn, w: w.o, bias: w.oBias, y: sc.proj, M: T, N: H, K: nH * D });
+    encodeAddScaled(k, enc, { h: sc.h, y: sc.proj, n: T * H, alpha: s.residualMultiplier });
+  }
+
+  /** x (normed) → SwiGLU MLP → out, for dense layers and the shared expert. */
+  private encodeFfn(enc: GPUCommandEncoder, gateUp: GPUBuffer, down: GPUBuffer, inter: number, out: GPUBuffer, T: number): void {
+    const k = this.kernels;
+    const sc = this.scratch!;
+    const H = this.spec.hiddenSize;
+    encodeMatmul(k, enc, { x: sc.x, w: gateUp, y: sc.ffGateUp, M: T, N: 2 * inter, K: H });
+    encodeSwiGlu(k, enc, { gateUp: sc.ffGateUp, out: sc.ffAct, rows: T, inter });
+    encodeMatmul(k, enc, { x: sc.ffAct, w: down, y: out, M: T, N: H, K: inter });
+  }
+
+  private encodeMoeBlock(enc: GPUCommandEncoder, w: LayerWeights, T: number): void {
+    const s = this.spec;
+    const k = this.kernels;
+    const sc = this.scratch!;
+    const H = s.hiddenSize, E = s.moe.numExperts, K = s.moe.topK;
+    encodeMatmul(k, enc, { x: sc.x, w: w.router!, y: sc.routerLogits, M: T, N: E, K: H });
+    encodeTopK(k, enc, { logits: sc.routerLogits, probs: sc.probs, idx: sc.idx, weights: sc.gates, tokens: T, experts: E, k: K, renormalize: s.moe.normTopkProb });
+    let shared: { out: GPUBuffer; gateLogits?: GPUBuffer } | undefined;
+    const se = s.moe.sharedExpert;
+    if (se) {
+      this.encodeFfn(enc, w.sharedGateUp!, w.sharedDown!, se.intermediateSize, sc.sharedOut, T);
+      shared = { out: sc.sharedOut };
+      if (se.gated) {
+        encodeMatmul(k, enc, { x: sc.x, w: w.sharedGate!, y: sc.sharedGate, M: T, N: 1, K: H });
+        shared.gateLogits = sc.sharedGate;
+      }
+    }
+    encodeExperts(k, enc, {
+      x: sc.x, idx: sc.idx, gates: sc.gates, wGateUp: w.expertsGateUp!, wDown: w.expertsDown!, shared,
+      out: sc.mlpOut, tokens: T, topk: K, experts: E, hidden: H, inter: s.moe.intermediateSize, scratch: sc.moe!,
+    });
+  }
+}
+
+function concat(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}

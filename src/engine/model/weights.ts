@@ -1,0 +1,123 @@
+/**
+ * Puts a checkpoint's weights on the GPU: every slot's sources are checked (presence, shape,
+ * adapter limits) before the first byte is read, then slots are loaded, checked for NaN/Inf and
+ * uploaded one at a time, so a bad checkpoint fails before anything is half-loaded.
+ */
+import { uploadStorage } from '../gpu/buffers';
+import { layerSlot, type LayerSlot, type ModelSpec, type SlotName, type TensorReader, type WeightSlot } from './spec';
+
+export interface LayerWeights {
+  attnNorm: GPUBuffer;
+  q: GPUBuffer;
+  k: GPUBuffer;
+  v: GPUBuffer;
+  o: GPUBuffer;
+  qBias?: GPUBuffer;
+  kBias?: GPUBuffer;
+  vBias?: GPUBuffer;
+  oBias?: GPUBuffer;
+  qNorm?: GPUBuffer;
+  kNorm?: GPUBuffer;
+  mlpNorm: GPUBuffer;
+  router?: GPUBuffer;
+  expertsGateUp?: GPUBuffer;
+  expertsDown?: GPUBuffer;
+  sharedGateUp?: GPUBuffer;
+  sharedDown?: GPUBuffer;
+  sharedGate?: GPUBuffer;
+  mlpGateUp?: GPUBuffer;
+  mlpDown?: GPUBuffer;
+}
+
+export interface ModelWeights {
+  embed: GPUBuffer;
+  /** The same buffer as `embed` when embeddings are tied. */
+  lmHead: GPUBuffer;
+  finalNorm: GPUBuffer;
+  layers: LayerWeights[];
+  bytes: number;
+}
+
+const FIELD: Record<LayerSlot, keyof LayerWeights> = {
+  attn_norm: 'attnNorm', q: 'q', q_bias: 'qBias', k: 'k', k_bias: 'kBias', v: 'v', v_bias: 'vBias', o: 'o', o_bias: 'oBias',
+  q_norm: 'qNorm', k_norm: 'kNorm', mlp_norm: 'mlpNorm', router: 'router',
+  'experts.gate_up': 'expertsGateUp', 'experts.down': 'expertsDown',
+  'shared.gate_up': 'sharedGateUp', 'shared.down': 'sharedDown', shared_gate: 'sharedGate',
+  'mlp.gate_up': 'mlpGateUp', 'mlp.down': 'mlpDown',
+};
+
+const numel = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** Throws naming the first problem: a missing tensor, a wrong shape, or a slot too big for the adapter. */
+export function validateSlots(slots: WeightSlot[], reader: TensorReader, limits: { maxStorageBufferBindingSize: number }): void {
+  for (const slot of slots) {
+    for (const src of slot.sources) {
+      if (!reader.has(src.name)) throw new Error(`Checkpoint is missing tensor "${src.name}" (needed for ${slot.name})`);
+      const got = reader.shape(src.name);
+      if (got.length !== src.shape.length || got.some((d, i) => d !== src.shape[i])) {
+        throw new Error(`Tensor "${src.name}" has shape [${got.join(', ')}] but the config implies [${src.shape.join(', ')}]`);
+      }
+    }
+    const bytes = numel(slot.shape) * 4;
+    if (bytes > limits.maxStorageBufferBindingSize) {
+      throw new Error(
+        `Weight ${slot.name} needs ${(bytes / 2 ** 20).toFixed(0)} MiB as f32, over this adapter's ` +
+          `${(limits.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB storage-binding limit; load it quantised (int8/int4)`,
+      );
+    }
+  }
+}
+
+export function assertFinite(name: string, data: Float32Array): void {
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i]!)) throw new Error(`Weight ${name} holds ${data[i]} at element ${i}: the checkpoint is corrupt`);
+  }
+}
+
+export async function uploadWeights(
+  device: GPUDevice,
+  spec: ModelSpec,
+  slots: WeightSlot[],
+  reader: TensorReader,
+  onProgress?: (done: number, total: number, slot: SlotName) => void,
+): Promise<ModelWeights> {
+  validateSlots(slots, reader, device.limits);
+  const bufs = new Map<SlotName, GPUBuffer>();
+  let bytes = 0;
+  try {
+    for (const [i, slot] of slots.entries()) {
+      const data = await slot.load(reader);
+      if (data.length !== numel(slot.shape)) throw new Error(`Weight ${slot.name}: loaded ${data.length} values, expected ${numel(slot.shape)}`);
+      assertFinite(slot.name, data);
+      bufs.set(slot.name, uploadStorage(device, data, slot.name));
+      bytes += data.byteLength;
+      onProgress?.(i + 1, slots.length, slot.name);
+    }
+  } catch (e) {
+    for (const b of bufs.values()) b.destroy();
+    throw e;
+  }
+  const need = (name: SlotName) => {
+    const b = bufs.get(name);
+    if (!b) throw new Error(`The ${spec.arch} builder gave no weight for ${name}`);
+    return b;
+  };
+  const layers: LayerWeights[] = [];
+  for (let l = 0; l < spec.numLayers; l++) {
+    const lw: Partial<LayerWeights> = {};
+    for (const [slot, field] of Object.entries(FIELD) as Array<[LayerSlot, keyof LayerWeights]>) {
+      const b = bufs.get(layerSlot(l, slot));
+      if (b) lw[field] = b;
+    }
+    for (const f of ['attnNorm', 'q', 'k', 'v', 'o', 'mlpNorm'] as const) if (!lw[f]) need(layerSlot(l, f === 'attnNorm' ? 'attn_norm' : f === 'mlpNorm' ? 'mlp_norm' : f));
+    layers.push(lw as LayerWeights);
+  }
+  const embed = need('embed');
+  return { embed, lmHead: spec.tieWordEmbeddings ? bufs.get('lm_head') ?? embed : need('lm_head'), finalNorm: need('final_norm'), layers, bytes };
+}
+
+export function destroyWeights(w: ModelWeights): void {
+  const seen = new Set<GPUBuffer>([w.embed, w.lmHead, w.finalNorm]);
+  for (const l of w.layers) for (const b of Object.values(l)) if (b) seen.add(b);
+  for (const b of seen) b.destroy();
+}

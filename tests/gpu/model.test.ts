@@ -1,0 +1,103 @@
+import { describe, expect, it } from 'vitest';
+import { MoeModel } from '../../src/engine/model/model';
+import { canonicalShapes } from '../../src/engine/model/shapes';
+import type { ModelSpec, SlotName, TensorReader, WeightSlot } from '../../src/engine/model/spec';
+import { uploadWeights } from '../../src/engine/model/weights';
+import { refForward } from '../../src/engine/ref/model';
+import { maxAbsDiff, randomF32 } from '../../src/engine/ref/random';
+import { gpuKernels } from './device';
+
+const base: ModelSpec = {
+  arch: 'qwen2_moe', vocabSize: 97, hiddenSize: 32, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 8,
+  rmsNormEps: 1e-6, ropeTheta: 10000, ropeScaling: { type: 'default' }, maxPositions: 128, tieWordEmbeddings: false,
+  qkvBias: true, oBias: false, qkNorm: 'none', embeddingMultiplier: 1, residualMultiplier: 1, attentionScale: null,
+  logitsDivisor: 1, denseIntermediateSize: 48,
+  moe: { numExperts: 8, topK: 2, normTopkProb: false, intermediateSize: 16, sharedExpert: { intermediateSize: 40, gated: true } },
+  layers: [{ mlp: 'moe' }, { mlp: 'moe' }], bosTokenId: null, eosTokenIds: [0],
+};
+
+const variants: Record<string, Partial<ModelSpec>> = {
+  'qwen2_moe-like (bias, gated shared expert)': {},
+  'qwen3_moe-like (per-head q/k norm, dense layer, head_dim ≠ H/heads, renorm)': {
+    arch: 'qwen3_moe', qkvBias: false, qkNorm: 'head', headDim: 12, numLayers: 3, layers: [{ mlp: 'dense' }, { mlp: 'moe' }, { mlp: 'moe' }],
+    moe: { numExperts: 16, topK: 4, normTopkProb: true, intermediateSize: 8, sharedExpert: null }, ropeTheta: 1e6,
+  },
+  'olmoe-like (full q/k norm, tied embeddings, top-1)': {
+    arch: 'olmoe', qkvBias: false, qkNorm: 'full', tieWordEmbeddings: true,
+    moe: { numExperts: 4, topK: 1, normTopkProb: false, intermediateSize: 24, sharedExpert: null },
+  },
+  'granitemoe-like (multipliers, linear rope scaling)': {
+    arch: 'granitemoe', qkvBias: false, embeddingMultiplier: 12, residualMultiplier: 0.22, attentionScale: 0.0625, logitsDivisor: 8,
+    ropeScaling: { type: 'linear', factor: 2 }, moe: { numExperts: 8, topK: 2, normTopkProb: true, intermediateSize: 16, sharedExpert: null },
+  },
+};
+
+function randomWeights(spec: ModelSpec): Map<SlotName, Float32Array> {
+  const w = new Map<SlotName, Float32Array>();
+  let seed = 1;
+  for (const [name, shape] of canonicalShapes(spec)) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const isNorm = name.endsWith('norm');
+    w.set(name, isNorm ? randomF32(n, seed++, 0.2).map((v) => 1 + v) : randomF32(n, seed++, 0.35));
+  }
+  return w;
+}
+
+function slotsOf(spec: ModelSpec, w: Map<SlotName, Float32Array>): { slots: WeightSlot[]; reader: TensorReader } {
+  const shapes = canonicalShapes(spec);
+  const reader: TensorReader = {
+    has: (n) => w.has(n as SlotName),
+    shape: (n) => shapes.get(n as SlotName)!,
+    read: async (n) => w.get(n as SlotName)!,
+  };
+  const slots = [...shapes].map(([name, shape]): WeightSlot => ({ name, shape, sources: [{ name, shape }], load: (r) => r.read(name) }));
+  return { slots, reader };
+}
+
+describe('GPU forward pass vs the TypeScript reference model', () => {
+  for (const [label, patch] of Object.entries(variants)) {
+    it(label, async () => {
+      const k = await gpuKernels();
+      const spec = { ...base, ...patch };
+      const w = randomWeights(spec);
+      const { slots, reader } = slotsOf(spec, w);
+      const model = new MoeModel(k, spec, await uploadWeights(k.device, spec, slots, reader), { contextLength: 64, chunkTokens: 5 });
+      const ids = [3, 17, 96, 0, 42, 42, 7, 65, 1, 88, 5];
+      const ref = refForward(spec, w, ids);
+
+      const full = await model.forward(ids, { allLogits: true, routerLogits: true });
+      expect(full.rows).toBe(ids.length);
+      expect(maxAbsDiff(full.logits, ref.logits)).toBeLessThan(1e-4);
+      ref.routerLogits.forEach((rl, m) => expect(maxAbsDiff(full.routerLogits![m]!, rl)).toBeLessThan(1e-4));
+      ref.experts.forEach((ex, m) => expect(Array.from(full.routing.experts[m]!)).toEqual(Array.from(ex)));
+
+      // Prefill then one-token decode steps must give the same last-position logits as one long prefill.
+      model.reset();
+      await model.forward(ids.slice(0, 6));
+      let last = await model.forward([ids[6]!]);
+      for (const id of ids.slice(7)) last = await model.forward([id]);
+      const V = spec.vocabSize;
+      expect(maxAbsDiff(last.logits, ref.logits.subarray((ids.length - 1) * V))).toBeLessThan(1e-4);
+      expect(model.position).toBe(ids.length);
+      model.destroy();
+    });
+  }
+
+  it('rejects ids outside the vocabulary and a context overflow, naming the problem', async () => {
+    const k = await gpuKernels();
+    const w = randomWeights(base);
+    const { slots, reader } = slotsOf(base, w);
+    const model = new MoeModel(k, base, await uploadWeights(k.device, base, slots, reader), { contextLength: 8 });
+    await expect(model.forward([1, 97])).rejects.toThrow(/Token id 97 at 1 is outside the vocabulary/);
+    await expect(model.forward(new Array(9).fill(1))).rejects.toThrow(/over the context of 8/);
+    model.destroy();
+  });
+
+  it('refuses NaN weights before anything is uploaded', async () => {
+    const k = await gpuKernels();
+    const w = randomWeights(base);
+    w.get('L1.router')![5] = NaN;
+    const { slots, reader } = slotsOf(base, w);
+    await expect(uploadWeights(k.device, base, slots, reader)).rejects.toThrow(/L1.router holds NaN at element 5/);
+  });
+});
