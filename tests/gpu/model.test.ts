@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { generate } from '../../src/engine/model/generate';
 import { MoeModel } from '../../src/engine/model/model';
 import { canonicalShapes } from '../../src/engine/model/shapes';
 import type { ModelSpec, SlotName, TensorReader, WeightSlot } from '../../src/engine/model/spec';
@@ -82,6 +83,27 @@ describe('GPU forward pass vs the TypeScript reference model', () => {
       model.destroy();
     });
   }
+
+  it('greedy generation matches argmax of the reference model step by step', async () => {
+    const k = await gpuKernels();
+    const w = randomWeights(base);
+    const { slots, reader } = slotsOf(base, w);
+    const model = new MoeModel(k, base, await uploadWeights(k.device, base, slots, reader), { contextLength: 32 });
+    const ids = [5, 9, 13];
+    const got: number[] = [];
+    for await (const t of generate(model, ids, { maxNewTokens: 6 })) got.push(t.id);
+    const want: number[] = [];
+    const seq = [...ids];
+    for (let i = 0; i < 6; i++) {
+      const { logits } = refForward(base, w, seq);
+      const last = logits.subarray((seq.length - 1) * base.vocabSize);
+      const next = last.indexOf(Math.max(...last));
+      want.push(next);
+      seq.push(next);
+    }
+    expect(got).toEqual(want);
+    model.destroy();
+  });
 
   it('rejects ids outside the vocabulary and a context overflow, naming the problem', async () => {
     const k = await gpuKernels();

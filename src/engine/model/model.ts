@@ -13,6 +13,7 @@ import { encodeEmbedding } from '../ops/embedding';
 import { encodeMatmul } from '../ops/matmul';
 import { encodeRmsNorm } from '../ops/rmsnorm';
 import { encodeRope, ropeTable, uploadRopeTable, type GpuRopeTable } from '../ops/rope';
+import { createSamplerBuffers, encodeSample, type SamplerBuffers, type SamplingParams, validateSampling } from './sampling';
 import type { ModelSpec } from './spec';
 import type { LayerWeights, ModelWeights } from './weights';
 
@@ -29,6 +30,11 @@ export interface ForwardRequest {
   allLogits?: boolean;
   /** Router logits of every MoE layer, [moeLayers][T][E] (parity tests, CLI --router-logits). */
   routerLogits?: boolean;
+  /**
+   * Pick the next token on the GPU from the last position's logits (penalising every token in the
+   * cache); only the token comes back, not the logits. `step` varies the seeded draw.
+   */
+  sample?: { params: SamplingParams; step: number };
 }
 
 /** Routing of one forward call, per MoE layer. */
@@ -47,9 +53,11 @@ export interface RoutingRecord {
 }
 
 export interface ForwardResult {
-  /** Row-major [rows, vocab]: every position or only the last. */
+  /** Row-major [rows, vocab]: every position or only the last; empty when sampling. */
   logits: Float32Array;
   rows: number;
+  /** The sampled token and its probability under the sampling distribution, when asked. */
+  token?: { id: number; prob: number };
   routerLogits?: Float32Array[];
   routing: RoutingRecord;
 }
@@ -89,6 +97,9 @@ export class MoeModel {
   private readonly rope: GpuRopeTable;
   private readonly moeLayers: number[];
   private scratch: Scratch | null = null;
+  /** Every token id in the cache, for the repetition penalty. */
+  private readonly history: GPUBuffer;
+  private readonly sampler: SamplerBuffers;
   /** Positions already in the KV cache. */
   private cached = 0;
 
@@ -107,6 +118,8 @@ export class MoeModel {
     this.vCache = s.layers.map((_, l) => createStorage(dev, kvBytes, `v-cache-${l}`));
     this.rope = uploadRopeTable(dev, ropeTable(this.contextLength, s.headDim, s.ropeTheta, s.ropeScaling));
     this.moeLayers = s.layers.flatMap((l, i) => (l.mlp === 'moe' ? [i] : []));
+    this.history = createStorage(dev, this.contextLength * 4, 'token-history');
+    this.sampler = createSamplerBuffers(dev, s.vocabSize);
   }
 
   /** Tokens currently held in the KV cache. */
@@ -127,7 +140,8 @@ export class MoeModel {
 
   destroy(): void {
     this.freeScratch();
-    for (const b of [...this.kCache, ...this.vCache, this.rope.cos, this.rope.sin]) b.destroy();
+    const own = [...this.kCache, ...this.vCache, this.rope.cos, this.rope.sin, this.history];
+    for (const b of [...own, this.sampler.work, this.sampler.out, this.sampler.params]) b.destroy();
   }
 
   /**
@@ -144,18 +158,25 @@ export class MoeModel {
     if (this.cached + ids.length > this.contextLength) {
       throw new RangeError(`The conversation would reach ${this.cached + ids.length} tokens, over the context of ${this.contextLength}`);
     }
+    if (req.sample) {
+      validateSampling(req.sample.params);
+      if (req.allLogits) throw new Error('forward(): ask for all logits or for a sampled token, not both');
+    }
     const start = this.cached;
-    const parts: Array<{ logits: Float32Array; rows: number; capture: ArrayBuffer; router?: ArrayBuffer; T: number }> = [];
+    const parts: ChunkResult[] = [];
     for (let c = 0; c < ids.length; c += this.chunkTokens) {
       const chunk = Array.from({ length: Math.min(this.chunkTokens, ids.length - c) }, (_, i) => ids[c + i]!);
       const last = c + chunk.length === ids.length;
-      parts.push(await this.runChunk(chunk, !!req.allLogits, !!req.allLogits || last, !!req.routerLogits));
+      parts.push(await this.runChunk(chunk, !!req.allLogits, !!req.allLogits || (last && !req.sample), !!req.routerLogits, last ? req.sample : undefined));
     }
-    return this.assemble(parts, start, ids.length, !!req.allLogits, !!req.routerLogits);
+    const result = this.assemble(parts, start, ids.length, !!req.allLogits, !!req.routerLogits);
+    const token = parts[parts.length - 1]!.token;
+    if (token) result.token = token;
+    return result;
   }
 
   private assemble(
-    parts: Array<{ logits: Float32Array; rows: number; capture: ArrayBuffer; router?: ArrayBuffer; T: number }>,
+    parts: ChunkResult[],
     start: number,
     tokens: number,
     allLogits: boolean,
@@ -236,7 +257,13 @@ export class MoeModel {
     this.scratch = null;
   }
 
-  private async runChunk(ids: number[], allLogits: boolean, wantLogits: boolean, wantRouter: boolean) {
+  private async runChunk(
+    ids: number[],
+    allLogits: boolean,
+    wantLogits: boolean,
+    wantRouter: boolean,
+    sample?: ForwardRequest['sample'],
+  ): Promise<ChunkResult> {
     const s = this.spec;
     const k = this.kernels;
     const dev = k.device;
@@ -249,7 +276,9 @@ export class MoeModel {
       sc.routerCapture?.destroy();
       sc.routerCapture = createStorage(dev, Math.max(1, nl) * sc.T * E * 4, 'router-capture');
     }
-    dev.queue.writeBuffer(sc.ids, 0, Uint32Array.from(ids));
+    const idArray = Uint32Array.from(ids);
+    dev.queue.writeBuffer(sc.ids, 0, idArray);
+    dev.queue.writeBuffer(this.history, start * 4, idArray);
     const enc = dev.createCommandEncoder({ label: `forward ${start}+${T}` });
 
     encodeEmbedding(k, enc, { ids: sc.ids, table: this.weights.embed, out: sc.h, tokens: T, dim: H, vocab: s.vocabSize, scale: s.embeddingMultiplier });
@@ -271,7 +300,7 @@ export class MoeModel {
       encodeAddScaled(k, enc, { h: sc.h, y: sc.mlpOut, n: T * H, alpha: s.residualMultiplier });
     }
     const rows = allLogits ? T : 1;
-    if (wantLogits) {
+    if (wantLogits || sample) {
       encodeRmsNorm(k, enc, { x: sc.h, weight: this.weights.finalNorm, y: sc.x, rows: T, dim: H, eps: s.rmsNormEps });
       let xin = sc.x;
       if (!allLogits) {
@@ -279,16 +308,23 @@ export class MoeModel {
         xin = sc.lastRow;
       }
       encodeMatmul(k, enc, { x: xin, w: this.weights.lmHead, y: sc.logits, M: rows, N: s.vocabSize, K: H, alpha: 1 / s.logitsDivisor });
+      if (sample) {
+        encodeSample(k, enc, { logits: sc.logits, history: this.history, historyLength: start + T, vocab: s.vocabSize, step: sample.step, params: sample.params, bufs: this.sampler });
+      }
     }
     dev.queue.submit([enc.finish()]);
     this.cached = start + T;
-    const [logits, capture, router] = await Promise.all([
+    const [logits, capture, router, picked] = await Promise.all([
       wantLogits ? readBuffer(dev, sc.logits, rows * s.vocabSize * 4) : Promise.resolve(new ArrayBuffer(0)),
       nl ? readBuffer(dev, sc.capture, nl * 2 * T * K * 4) : Promise.resolve(new ArrayBuffer(0)),
       wantRouter && nl ? readBuffer(dev, sc.routerCapture!, nl * T * E * 4) : Promise.resolve(undefined),
+      sample ? readBuffer(dev, this.sampler.out, 8) : Promise.resolve(undefined),
     ]);
-    return { logits: new Float32Array(logits), rows, capture, router, T };
+    const out: ChunkResult = { logits: new Float32Array(logits), rows, capture, router, T };
+    if (picked) out.token = { id: new Uint32Array(picked)[0]!, prob: new Float32Array(picked)[1]! };
+    return out;
   }
+
 
   private encodeAttentionBlock(enc: GPUCommandEncoder, w: LayerWeights, l: number, T: number, start: number): void {
     const s = this.spec;
@@ -358,6 +394,15 @@ export class MoeModel {
       out: sc.mlpOut, tokens: T, topk: K, experts: E, hidden: H, inter: s.moe.intermediateSize, scratch: sc.moe!,
     });
   }
+}
+
+interface ChunkResult {
+  logits: Float32Array;
+  rows: number;
+  capture: ArrayBuffer;
+  router?: ArrayBuffer;
+  T: number;
+  token?: { id: number; prob: number };
 }
 
 function concat(parts: Float32Array[]): Float32Array {
