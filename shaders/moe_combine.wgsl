@@ -1,4 +1,4 @@
-// out[t, d] = Σ_j gate[t, j] · y[slot_pos[t·k + j], d]  (+ shared expert term)
+// out[t, d] = Σ_j gate[t, j] · y[slot_pos[t·k + j], d] over kept slots  (+ shared expert term)
 // SHARED mode 0: none; 1: + shared[t, d]; 2: + sigmoid(shared_gate[t]) · shared[t, d] (Qwen2-MoE).
 struct Params { tokens: u32, dim: u32, topk: u32, shared_mode: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
@@ -18,7 +18,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   var s = 0.0;
   for (var j = 0u; j < p.topk; j++) {
     let slot = t * p.topk + j;
-    s = fma(gate[slot], y[slot_pos[slot] * p.dim + d], s);
+    let pos = slot_pos[slot];
+    if (pos == 0xffffffffu) { continue; } // dropped: over capacity, or no expert left
+    s = fma(gate[slot], y[pos * p.dim + d], s);
   }
   if (p.shared_mode == 1u) { s += shared_out[i]; }
   if (p.shared_mode == 2u) { s += shared_out[i] / (1.0 + exp(-shared_gate[t])); }

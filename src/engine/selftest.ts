@@ -4,9 +4,16 @@
  * Vitest kernel tests cover many more shapes.
  */
 import type { Kernels } from './gpu/kernels';
-import { runMatmul, runRmsNorm, runSoftmax, runTopK } from './ops/oneshot';
-import { matmulRef, rmsnormRef, softmaxRef, topkRef } from './ref/ops';
+import type { RouterConfig } from './moe/router';
+import { runMatmul, runRmsNorm, runRoute, runSoftmax } from './ops/oneshot';
+import { matmulRef, rmsnormRef, routeRef, softmaxRef } from './ref/ops';
 import { maxAbsDiff, randomF32 } from './ref/random';
+
+/** HF's plain softmax → top-k routing (every knob at its neutral value). */
+export const PLAIN_ROUTER: RouterConfig = {
+  topK: 2, scoring: 'softmax', temperature: 1, noiseStd: 0, seed: 0, renormalize: false, nGroup: 1, topkGroup: 1,
+  groupScore: 'max', bias: null, disabled: [], capacityFactor: 0, routedScale: 1,
+};
 
 export interface SelfTestResult {
   name: string;
@@ -56,8 +63,9 @@ export async function runSelfTest(k: Kernels): Promise<SelfTestResult[]> {
   {
     const [T, E, K] = [33, 16, 2];
     const logits = randomF32(T * E, 7, 4).map((v) => Math.round(v * 8) / 8);
-    const [got, ms] = await timed(() => runTopK(k, logits, T, E, K, true));
-    const ref = topkRef(logits, T, E, K, true);
+    const router = { ...PLAIN_ROUTER, topK: K, renormalize: true };
+    const [got, ms] = await timed(() => runRoute(k, logits, T, E, router));
+    const ref = routeRef(logits, T, E, K, true);
     const idxOk = got.idx.every((v, i) => v === ref.idx[i]);
     const err = idxOk ? maxAbsDiff(got.weights, ref.weights) : Infinity;
     record('moe top-k routing', `${T} tokens × ${E} experts, k=${K}`, err, TOLERANCE.topkWeights, ms);

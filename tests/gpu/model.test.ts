@@ -105,6 +105,22 @@ describe('GPU forward pass vs the TypeScript reference model', () => {
     model.destroy();
   });
 
+  it('router knobs apply to the next forward: top-k, ablation (matches the reference with the same knobs)', async () => {
+    const k = await gpuKernels();
+    const w = randomWeights(base);
+    const { slots, reader } = slotsOf(base, w);
+    const model = new MoeModel(k, base, await uploadWeights(k.device, base, slots, reader), { contextLength: 32 });
+    const ids = [4, 8, 15, 16, 23, 42];
+    model.setRouter({ ...model.router, topK: 3, disabled: [0, 3] });
+    const r = await model.forward(ids, { allLogits: true });
+    expect(r.routing.topk).toBe(3);
+    for (const ex of r.routing.experts) expect(Array.from(ex).some((e) => e === 0 || e === 3)).toBe(false);
+    const ref = refForward({ ...base, moe: { ...base.moe, topK: 3 } }, w, ids, { disabled: [0, 3] });
+    expect(maxAbsDiff(r.logits, ref.logits)).toBeLessThan(1e-4);
+    expect(() => model.setRouter({ ...model.router, topK: 9 })).toThrow(/topK: must be a whole number from 1 to 8/);
+    model.destroy();
+  });
+
   it('rejects ids outside the vocabulary and a context overflow, naming the problem', async () => {
     const k = await gpuKernels();
     const w = randomWeights(base);

@@ -6,7 +6,7 @@
 import { createStorage, readBuffer } from '../gpu/buffers';
 import type { Kernels } from '../gpu/kernels';
 import { createMoeScratch, destroyMoeScratch, encodeExperts, type MoeScratch } from '../moe/experts';
-import { encodeTopK } from '../moe/topk';
+import { createRouterTables, defaultRouter, encodeRoute, expertCapacity, type RouterConfig, type RouterTables, validateRouter, writeRouterTables } from '../moe/router';
 import { encodeAttention } from '../ops/attention';
 import { encodeAddScaled, encodeSwiGlu } from '../ops/elementwise';
 import { encodeEmbedding } from '../ops/embedding';
@@ -64,6 +64,7 @@ export interface ForwardResult {
 
 interface Scratch {
   T: number;
+  K: number;
   ids: GPUBuffer;
   h: GPUBuffer;
   x: GPUBuffer;
@@ -100,6 +101,8 @@ export class MoeModel {
   /** Every token id in the cache, for the repetition penalty. */
   private readonly history: GPUBuffer;
   private readonly sampler: SamplerBuffers;
+  private routerConfig: RouterConfig;
+  private readonly routerTables: RouterTables;
   /** Positions already in the KV cache. */
   private cached = 0;
 
@@ -120,6 +123,21 @@ export class MoeModel {
     this.moeLayers = s.layers.flatMap((l, i) => (l.mlp === 'moe' ? [i] : []));
     this.history = createStorage(dev, this.contextLength * 4, 'token-history');
     this.sampler = createSamplerBuffers(dev, s.vocabSize);
+    this.routerConfig = defaultRouter(s);
+    this.routerTables = createRouterTables(dev, s.moe.numExperts);
+    writeRouterTables(dev, this.routerTables, this.routerConfig, s.moe.numExperts);
+  }
+
+  /** The router knobs the next forward uses. */
+  get router(): RouterConfig {
+    return this.routerConfig;
+  }
+
+  /** Changes the router knobs; takes effect at the next forward (no reload, cache kept). */
+  setRouter(r: RouterConfig): void {
+    validateRouter(r, this.spec.moe.numExperts);
+    this.routerConfig = structuredClone(r);
+    writeRouterTables(this.kernels.device, this.routerTables, r, this.spec.moe.numExperts);
   }
 
   /** Tokens currently held in the KV cache. */
@@ -141,7 +159,7 @@ export class MoeModel {
   destroy(): void {
     this.freeScratch();
     const own = [...this.kCache, ...this.vCache, this.rope.cos, this.rope.sin, this.history];
-    for (const b of [...own, this.sampler.work, this.sampler.out, this.sampler.params]) b.destroy();
+    for (const b of [...own, this.sampler.work, this.sampler.out, this.sampler.params, this.routerTables.bias, this.routerTables.enabled]) b.destroy();
   }
 
   /**
@@ -183,7 +201,7 @@ export class MoeModel {
     wantRouter: boolean,
   ): ForwardResult {
     const s = this.spec;
-    const K = s.moe.topK;
+    const K = parts[0]!.K;
     const E = s.moe.numExperts;
     const nl = this.moeLayers.length;
     const logits = allLogits ? concat(parts.map((p) => p.logits)) : parts[parts.length - 1]!.logits;
@@ -208,18 +226,21 @@ export class MoeModel {
     };
   }
 
-  private ensureScratch(T: number): Scratch {
-    if (this.scratch && this.scratch.T >= T) return this.scratch;
+  private ensureScratch(T: number, K: number): Scratch {
+    if (this.scratch && this.scratch.T >= T && this.scratch.K >= K) return this.scratch;
+    T = Math.max(T, this.scratch?.T ?? 0);
+    K = Math.max(K, this.scratch?.K ?? 0);
     this.freeScratch();
     const s = this.spec;
     const dev = this.kernels.device;
-    const H = s.hiddenSize, D = s.headDim, E = s.moe.numExperts, K = s.moe.topK;
+    const H = s.hiddenSize, D = s.headDim, E = s.moe.numExperts;
     const hasMoe = this.moeLayers.length > 0;
     const ffWidth = Math.max(s.layers.some((l) => l.mlp === 'dense') ? s.denseIntermediateSize : 0, s.moe.sharedExpert?.intermediateSize ?? 0, 1);
     const buf = (floats: number, label: string) => createStorage(dev, floats * 4, label);
     const nl = Math.max(1, this.moeLayers.length);
     this.scratch = {
       T,
+      K,
       ids: buf(T, 'ids'),
       h: buf(T * H, 'hidden'),
       x: buf(T * H, 'normed'),
@@ -268,9 +289,10 @@ export class MoeModel {
     const k = this.kernels;
     const dev = k.device;
     const T = ids.length;
-    const sc = this.ensureScratch(T);
+    const K = this.routerConfig.topK;
+    const sc = this.ensureScratch(T, K);
     const start = this.cached;
-    const H = s.hiddenSize, D = s.headDim, K = s.moe.topK, E = s.moe.numExperts;
+    const H = s.hiddenSize, E = s.moe.numExperts;
     const nl = this.moeLayers.length;
     if (wantRouter && (!sc.routerCapture || sc.routerCapture.size < Math.max(1, nl) * T * E * 4)) {
       sc.routerCapture?.destroy();
@@ -288,7 +310,7 @@ export class MoeModel {
       this.encodeAttentionBlock(enc, w, l, T, start);
       encodeRmsNorm(k, enc, { x: sc.h, weight: w.mlpNorm, y: sc.x, rows: T, dim: H, eps: s.rmsNormEps });
       if (s.layers[l]!.mlp === 'moe') {
-        this.encodeMoeBlock(enc, w, T);
+        this.encodeMoeBlock(enc, w, T, start);
         const n = T * K;
         enc.copyBufferToBuffer(sc.idx, 0, sc.capture, moeIndex * 2 * n * 4, n * 4);
         enc.copyBufferToBuffer(sc.gates, 0, sc.capture, (moeIndex * 2 + 1) * n * 4, n * 4);
@@ -320,7 +342,7 @@ export class MoeModel {
       wantRouter && nl ? readBuffer(dev, sc.routerCapture!, nl * T * E * 4) : Promise.resolve(undefined),
       sample ? readBuffer(dev, this.sampler.out, 8) : Promise.resolve(undefined),
     ]);
-    const out: ChunkResult = { logits: new Float32Array(logits), rows, capture, router, T };
+    const out: ChunkResult = { logits: new Float32Array(logits), rows, capture, router, T, K };
     if (picked) out.token = { id: new Uint32Array(picked)[0]!, prob: new Float32Array(picked)[1]! };
     return out;
   }
@@ -372,13 +394,14 @@ export class MoeModel {
     encodeMatmul(k, enc, { x: sc.ffAct, w: down, y: out, M: T, N: H, K: inter });
   }
 
-  private encodeMoeBlock(enc: GPUCommandEncoder, w: LayerWeights, T: number): void {
+  private encodeMoeBlock(enc: GPUCommandEncoder, w: LayerWeights, T: number, start: number): void {
     const s = this.spec;
     const k = this.kernels;
     const sc = this.scratch!;
-    const H = s.hiddenSize, E = s.moe.numExperts, K = s.moe.topK;
+    const r = this.routerConfig;
+    const H = s.hiddenSize, E = s.moe.numExperts, K = r.topK;
     encodeMatmul(k, enc, { x: sc.x, w: w.router!, y: sc.routerLogits, M: T, N: E, K: H });
-    encodeTopK(k, enc, { logits: sc.routerLogits, probs: sc.probs, idx: sc.idx, weights: sc.gates, tokens: T, experts: E, k: K, renormalize: s.moe.normTopkProb });
+    encodeRoute(k, enc, { logits: sc.routerLogits, tables: this.routerTables, probs: sc.probs, idx: sc.idx, weights: sc.gates, tokens: T, experts: E, position: start, router: r });
     let shared: { out: GPUBuffer; gateLogits?: GPUBuffer } | undefined;
     const se = s.moe.sharedExpert;
     if (se) {
@@ -392,6 +415,7 @@ export class MoeModel {
     encodeExperts(k, enc, {
       x: sc.x, idx: sc.idx, gates: sc.gates, wGateUp: w.expertsGateUp!, wDown: w.expertsDown!, shared,
       out: sc.mlpOut, tokens: T, topk: K, experts: E, hidden: H, inter: s.moe.intermediateSize, scratch: sc.moe!,
+      capacity: expertCapacity(r, T, E),
     });
   }
 }
@@ -402,6 +426,7 @@ interface ChunkResult {
   capture: ArrayBuffer;
   router?: ArrayBuffer;
   T: number;
+  K: number;
   token?: { id: number; prob: number };
 }
 

@@ -64,6 +64,8 @@ export interface ExpertsArgs {
   experts: number;
   hidden: number;
   inter: number;
+  /** Most tokens an expert takes (later ones are dropped); 0 = no limit. */
+  capacity: number;
   scratch: MoeScratch;
 }
 
@@ -75,7 +77,7 @@ export function encodeExperts(k: Kernels, enc: GPUCommandEncoder, a: ExpertsArgs
   if (a.experts > 256) throw new Error(`${a.experts} experts: at most 256 are supported`);
   const tiles = maxTiles(slots, a.experts);
 
-  const plan = k.uniform([{ u32: slots }, { u32: a.experts }, { u32: GROUP_TILE }, { u32: tiles }]);
+  const plan = k.uniform([{ u32: slots }, { u32: a.experts }, { u32: GROUP_TILE }, { u32: tiles }, { u32: a.capacity }, { u32: 0 }, { u32: 0 }, { u32: 0 }]);
   dispatch(k.device, k.pipelines.get('moe_plan.wgsl'), [plan, a.idx, s.sorted, s.slotPos, s.tiles, s.counts], [1], enc);
 
   const [ty, tz] = grid1d(tiles);

@@ -4,7 +4,7 @@
  */
 import { createStorage, readF32, readU32, uploadStorage } from '../gpu/buffers';
 import type { Kernels } from '../gpu/kernels';
-import { encodeTopK } from '../moe/topk';
+import { createRouterTables, encodeRoute, type RouterConfig, writeRouterTables } from '../moe/router';
 import { encodeMatmul } from './matmul';
 import { encodeRmsNorm } from './rmsnorm';
 import { encodeSoftmax } from './softmax';
@@ -50,18 +50,20 @@ export async function runSoftmax(k: Kernels, x: Float32Array, rows: number, cols
   });
 }
 
-export async function runTopK(k: Kernels, logits: Float32Array, tokens: number, experts: number, topk: number, renormalize: boolean) {
+export async function runRoute(k: Kernels, logits: Float32Array, tokens: number, experts: number, router: RouterConfig, position = 0) {
   const bl = uploadStorage(k.device, logits);
+  const tables = createRouterTables(k.device, experts);
+  writeRouterTables(k.device, tables, router, experts);
   const bp = createStorage(k.device, tokens * experts * 4);
-  const bi = createStorage(k.device, tokens * topk * 4);
-  const bw = createStorage(k.device, tokens * topk * 4);
-  return withEncoder(k, [bl, bp, bi, bw], async (enc) => {
-    encodeTopK(k, enc, { logits: bl, probs: bp, idx: bi, weights: bw, tokens, experts, k: topk, renormalize });
+  const bi = createStorage(k.device, tokens * router.topK * 4);
+  const bw = createStorage(k.device, tokens * router.topK * 4);
+  return withEncoder(k, [bl, bp, bi, bw, tables.bias, tables.enabled], async (enc) => {
+    encodeRoute(k, enc, { logits: bl, tables, probs: bp, idx: bi, weights: bw, tokens, experts, position, router });
     k.device.queue.submit([enc.finish()]);
     return {
       probs: await readF32(k.device, bp, tokens * experts),
-      idx: await readU32(k.device, bi, tokens * topk),
-      weights: await readF32(k.device, bw, tokens * topk),
+      idx: await readU32(k.device, bi, tokens * router.topK),
+      weights: await readF32(k.device, bw, tokens * router.topK),
     };
   });
 }

@@ -5,7 +5,7 @@
  */
 import { layerSlot, type LayerSlot, type ModelSpec, type SlotName } from '../model/spec';
 import { ropeTable } from '../ops/rope';
-import { attentionRef, embeddingRef, expertsRef, matmulRef, rmsnormRef, ropeRef, swigluRef, topkRef } from './ops';
+import { attentionRef, embeddingRef, expertsRef, matmulRef, rmsnormRef, ropeRef, swigluRef, routeRef, type RouteRefOptions } from './ops';
 
 export type RefWeights = Map<SlotName, Float32Array>;
 
@@ -22,7 +22,8 @@ function addScaled(h: Float32Array, y: Float32Array, alpha: number): void {
   for (let i = 0; i < h.length; i++) h[i] = h[i]! + alpha * y[i]!;
 }
 
-export function refForward(spec: ModelSpec, w: RefWeights, ids: number[]): RefOutput {
+/** `router` passes router knobs through to the routing reference (see routeRef). */
+export function refForward(spec: ModelSpec, w: RefWeights, ids: number[], router: RouteRefOptions = {}): RefOutput {
   const s = spec;
   const T = ids.length, H = s.hiddenSize, D = s.headDim, nH = s.numHeads, nKV = s.numKvHeads;
   const get = (name: SlotName) => {
@@ -62,7 +63,7 @@ export function refForward(spec: ModelSpec, w: RefWeights, ids: number[]): RefOu
       const E = s.moe.numExperts, K = s.moe.topK, I = s.moe.intermediateSize;
       const rl = matmulRef(x, L(l, 'router'), null, T, E, H);
       routerLogits.push(rl);
-      const r = topkRef(rl, T, E, K, s.moe.normTopkProb);
+      const r = routeRef(rl, T, E, K, s.moe.normTopkProb, router);
       experts.push(r.idx);
       let shared: { out: Float32Array; gateLogits?: Float32Array } | undefined;
       const se = s.moe.sharedExpert;

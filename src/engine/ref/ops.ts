@@ -39,27 +39,63 @@ export function softmaxRef(x: Float32Array, rows: number, cols: number): Float32
   return y;
 }
 
-export interface TopKRef {
+export interface RouteRef {
   probs: Float32Array;
   idx: Uint32Array;
   weights: Float32Array;
 }
 
-/** softmax → top-k (ties to the lower index, like torch.topk) → optional renormalise. */
-export function topkRef(logits: Float32Array, tokens: number, experts: number, k: number, renormalize: boolean): TopKRef {
-  const probs = softmaxRef(logits, tokens, experts);
+/** The router with its knobs (see moe_route.wgsl for the order they apply in). */
+export interface RouteRefOptions {
+  scoring?: 'softmax' | 'sigmoid';
+  temperature?: number;
+  bias?: ArrayLike<number> | null;
+  disabled?: number[];
+  nGroup?: number;
+  topkGroup?: number;
+  groupScore?: 'max' | 'top2sum';
+  routedScale?: number;
+  /** Noise added to the logits, [T, E] (the kernel draws it from a hash; tests pass it in). */
+  noise?: Float32Array;
+}
+
+export function routeRef(logits: Float32Array, tokens: number, experts: number, k: number, renormalize: boolean, o: RouteRefOptions = {}): RouteRef {
+  const tau = o.temperature ?? 1;
+  const off = new Set(o.disabled ?? []);
+  const probs = new Float32Array(tokens * experts);
   const idx = new Uint32Array(tokens * k);
   const weights = new Float32Array(tokens * k);
   for (let t = 0; t < tokens; t++) {
-    const order = Array.from({ length: experts }, (_, e) => e).sort((a, b) => probs[t * experts + b]! - probs[t * experts + a]! || a - b);
+    const z = Array.from({ length: experts }, (_, e) => (off.has(e) ? -Infinity : logits[t * experts + e]! / tau + (o.noise?.[t * experts + e] ?? 0)));
+    if (o.scoring === 'sigmoid') z.forEach((v, e) => (probs[t * experts + e] = off.has(e) ? 0 : 1 / (1 + Math.exp(-v))));
+    else {
+      const mx = Math.max(...z);
+      const ex = z.map((v) => (v === -Infinity ? 0 : Math.exp(v - mx)));
+      const sum = ex.reduce((a, b) => a + b, 0);
+      ex.forEach((v, e) => (probs[t * experts + e] = sum > 0 ? v / sum : 0));
+    }
+    const choice = (e: number) => probs[t * experts + e]! + (o.bias ? o.bias[e]! : 0);
+    let allowed = Array.from({ length: experts }, (_, e) => e).filter((e) => !off.has(e));
+    const G = o.nGroup ?? 1;
+    if (G > 1) {
+      const size = experts / G;
+      const gval = Array.from({ length: G }, (_, g) => {
+        const c = allowed.filter((e) => Math.floor(e / size) === g).map(choice).sort((a, b) => b - a);
+        return o.groupScore === 'top2sum' ? (c[0] ?? -Infinity) + (c[1] ?? 0) : c[0] ?? -Infinity;
+      });
+      const keep = Array.from({ length: G }, (_, g) => g).sort((a, b) => gval[b]! - gval[a]! || a - b).slice(0, o.topkGroup ?? 1);
+      allowed = allowed.filter((e) => keep.includes(Math.floor(e / size)));
+    }
+    const order = allowed.sort((a, b) => choice(b) - choice(a) || a - b);
     let sum = 0;
     for (let j = 0; j < k; j++) {
-      const e = order[j]!;
-      idx[t * k + j] = e;
-      weights[t * k + j] = probs[t * experts + e]!;
-      sum += probs[t * experts + e]!;
+      const e = order[j];
+      idx[t * k + j] = e ?? 0xffffffff;
+      weights[t * k + j] = e === undefined ? 0 : probs[t * experts + e]!;
+      sum += weights[t * k + j]!;
     }
-    if (renormalize) for (let j = 0; j < k; j++) weights[t * k + j] = weights[t * k + j]! / sum;
+    const norm = renormalize && sum > 0 ? 1 / sum : 1;
+    for (let j = 0; j < k; j++) weights[t * k + j] = weights[t * k + j]! * norm * (o.routedScale ?? 1);
   }
   return { probs, idx, weights };
 }
@@ -129,18 +165,25 @@ export function swigluRef(gu: Float32Array, rows: number, inter: number): Float3
 
 /**
  * Routed experts, token by token: Σ_j gate · down_e(swiglu(gate_up_e · x)) (+ shared, sigmoid-gated
- * when gate logits are given). wGateUp [E, 2I, H], wDown [E, H, I].
+ * when gate logits are given). wGateUp [E, 2I, H], wDown [E, H, I]. With a capacity, each expert
+ * serves only its first `capacity` slots in (token, choice) order.
  */
 export function expertsRef(
   x: Float32Array, idx: Uint32Array, gates: Float32Array, wGateUp: Float32Array, wDown: Float32Array,
   T: number, topk: number, H: number, I: number,
   shared?: { out: Float32Array; gateLogits?: Float32Array },
+  capacity = 0,
 ): Float32Array {
   const out = new Float32Array(T * H);
+  const taken = new Map<number, number>();
   for (let t = 0; t < T; t++) {
     const xt = x.subarray(t * H, (t + 1) * H);
     for (let j = 0; j < topk; j++) {
       const e = idx[t * topk + j]!;
+      if (e === 0xffffffff) continue;
+      const n = taken.get(e) ?? 0;
+      taken.set(e, n + 1);
+      if (capacity > 0 && n >= capacity) continue; // over capacity: dropped, in token order
       const gu = matmulRef(xt, wGateUp.subarray(e * 2 * I * H, (e + 1) * 2 * I * H), null, 1, 2 * I, H);
       const act = swigluRef(gu, 1, I);
       const y = matmulRef(act, wDown.subarray(e * H * I, (e + 1) * H * I), null, 1, H, I);
