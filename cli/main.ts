@@ -2,19 +2,64 @@
  * The Node entry on the same engine as the page, on Dawn. Commands:
  *   info      adapter, features and limits
  *   selftest  every kernel against its TypeScript reference
+ *   generate  text (or ids) from a checkpoint folder
+ *   logits    full-sequence logits (and router logits) of a token list, as JSON
  */
+import { writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { openCheckpoint } from '../src/engine/io/checkpoint';
+import { folderSources } from '../src/engine/io/node-source';
+import { MoeModel } from '../src/engine/model/model';
+import { GREEDY, type SamplingParams } from '../src/engine/model/sampling';
+import { uploadWeights } from '../src/engine/model/weights';
+import { chat } from '../src/engine/session';
 import { describeGpu, type GpuContext } from '../src/engine/gpu/device';
 import { createKernels } from '../src/engine/gpu/kernels';
 import { acquireNodeDevice } from '../src/engine/gpu/node';
 import { runSelfTest } from '../src/engine/selftest';
 import { parseArgs, type ParsedArgs } from './args';
 
+/** The built-in demo model, the default for --model. */
+const DEMO_MODEL = resolve(import.meta.dirname ?? '.', '..', 'public', 'models', 'demo');
+
 const USAGE = `usage: npm run cli -- <command> [options]
 commands:
   info [--json]        WebGPU adapter, optional features and limits
   selftest [--json]    run every kernel against its TypeScript reference
+  generate [--model DIR] (--prompt TEXT | --tokens 1,2,3) [--max-new N] [--greedy]
+           [--temperature T] [--top-k K] [--top-p P] [--repetition-penalty R] [--seed S]
+           [--quant f32] [--chat] [--json]
+                       continue a prompt (--chat applies the chat template); --json prints
+                       {"text", "tokens", "prompt_tokens", "tokens_per_second", ...}
+  logits [--model DIR] --tokens 1,2,3 --out FILE [--router-logits]
+                       write {"logits": [[...] per position]} (and "router_logits") as JSON
 options:
+  --model DIR          a checkpoint folder (config.json, *.safetensors, tokenizer.json);
+                       defaults to the built-in demo model (public/models/demo)
   --json               machine-readable output`;
+
+function parseIds(text: string): number[] {
+  const ids = text.split(',').map((t) => t.trim()).filter(Boolean).map(Number);
+  if (!ids.length || ids.some((x) => !Number.isInteger(x) || x < 0)) throw new Error(`--tokens must be a comma-separated list of token ids, got "${text}"`);
+  return ids;
+}
+
+function numberFlag(args: ParsedArgs, name: string, fallback: number): number {
+  const v = args.flags[name];
+  if (v === undefined) return fallback;
+  const x = Number(v);
+  if (v === true || !Number.isFinite(x)) throw new Error(`--${name} needs a number`);
+  return x;
+}
+
+async function loadModel(ctx: GpuContext, args: ParsedArgs, contextLength = 2048) {
+  const quant = args.flags.quant ?? 'f32';
+  if (quant !== 'f32') throw new Error(`--quant ${String(quant)}: only f32 is available in this build (int8/int4 kernels are not wired into the model yet)`);
+  const dir = typeof args.flags.model === 'string' ? resolve(args.flags.model) : DEMO_MODEL;
+  const ck = await openCheckpoint(await folderSources(dir), ctx.device.limits);
+  const weights = await uploadWeights(ctx.device, ck.spec, ck.slots, ck.reader);
+  return { ck, model: new MoeModel(createKernels(ctx.device), ck.spec, weights, { contextLength }) };
+}
 
 type Command = (ctx: GpuContext, args: ParsedArgs) => Promise<number>;
 
@@ -26,6 +71,56 @@ const commands: Record<string, Command> = {
       console.log(`features  ${ctx.info.features.join(', ') || '(none of shader-f16, subgroups, timestamp-query)'}`);
       for (const [k, v] of Object.entries(ctx.info)) if (typeof v === 'number') console.log(`${k.padEnd(34)} ${v}`);
     }
+    return 0;
+  },
+  async generate(ctx, args) {
+    const { ck, model } = await loadModel(ctx, args);
+    const tok = ck.tokenizer;
+    let prompt: number[];
+    if (typeof args.flags.tokens === 'string') prompt = parseIds(args.flags.tokens);
+    else if (typeof args.flags.prompt === 'string') {
+      if (!tok) throw new Error('This checkpoint has no tokenizer.json: pass --tokens instead of --prompt');
+      prompt = args.flags.chat ? tok.chatIds([{ role: 'user', content: args.flags.prompt }]) : tok.encode(args.flags.prompt);
+    } else throw new Error('generate needs --prompt TEXT or --tokens 1,2,3');
+    const sampling: SamplingParams = args.flags.greedy
+      ? GREEDY
+      : {
+          temperature: numberFlag(args, 'temperature', 0.7),
+          topK: numberFlag(args, 'top-k', 40),
+          topP: numberFlag(args, 'top-p', 0.95),
+          repetitionPenalty: numberFlag(args, 'repetition-penalty', 1.1),
+          seed: numberFlag(args, 'seed', 0),
+        };
+    const maxNew = numberFlag(args, 'max-new', 64);
+    const tokens: number[] = [];
+    let text = '';
+    let stats: { tokensPerSecond: number; ttftMs: number; reason: string } | null = null;
+    for await (const ev of chat(model, tok, prompt, { sampling, maxNewTokens: maxNew })) {
+      if (ev.type === 'token') {
+        tokens.push(ev.id);
+        text += ev.text;
+        if (!args.flags.json) process.stdout.write(ev.text);
+      } else if (ev.type === 'done') stats = ev;
+    }
+    if (args.flags.json) {
+      console.log(JSON.stringify({ text, tokens, prompt_tokens: prompt, tokens_per_second: stats?.tokensPerSecond ?? 0, ttft_ms: stats?.ttftMs ?? 0, stop_reason: stats?.reason }));
+    } else console.log(`\n[${tokens.length} tokens, ${stats?.tokensPerSecond.toFixed(1)} tok/s, ${stats?.reason}]`);
+    model.destroy();
+    return 0;
+  },
+  async logits(ctx, args) {
+    if (typeof args.flags.tokens !== 'string') throw new Error('logits needs --tokens 1,2,3');
+    if (typeof args.flags.out !== 'string') throw new Error('logits needs --out FILE');
+    const ids = parseIds(args.flags.tokens);
+    const { model } = await loadModel(ctx, args, Math.max(ids.length, 16));
+    const r = await model.forward(ids, { allLogits: true, routerLogits: !!args.flags['router-logits'] });
+    const V = model.spec.vocabSize;
+    const rows = (a: Float32Array, n: number) => Array.from({ length: a.length / n }, (_, i) => Array.from(a.subarray(i * n, (i + 1) * n)));
+    const out: Record<string, unknown> = { logits: rows(r.logits, V) };
+    if (r.routerLogits) out.router_logits = r.routerLogits.map((x, m) => ({ layer: r.routing.layers[m], logits: rows(x, model.spec.moe.numExperts) }));
+    await writeFile(args.flags.out, JSON.stringify(out));
+    console.log(`wrote ${ids.length} × ${V} logits to ${args.flags.out}`);
+    model.destroy();
     return 0;
   },
   async selftest(ctx, args) {
