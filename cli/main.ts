@@ -14,7 +14,7 @@ import { GREEDY, type SamplingParams } from '../src/engine/model/sampling';
 import { uploadWeights } from '../src/engine/model/weights';
 import { chat } from '../src/engine/session';
 import { describeGpu, type GpuContext } from '../src/engine/gpu/device';
-import { createKernels } from '../src/engine/gpu/kernels';
+import { kernelsFor } from '../src/engine/gpu/kernels';
 import { acquireNodeDevice } from '../src/engine/gpu/node';
 import { runSelfTest } from '../src/engine/selftest';
 import { parseArgs, type ParsedArgs } from './args';
@@ -58,7 +58,7 @@ async function loadModel(ctx: GpuContext, args: ParsedArgs, contextLength = 2048
   const dir = typeof args.flags.model === 'string' ? resolve(args.flags.model) : DEMO_MODEL;
   const ck = await openCheckpoint(await folderSources(dir), ctx.device.limits);
   const weights = await uploadWeights(ctx.device, ck.spec, ck.slots, ck.reader);
-  return { ck, model: new MoeModel(createKernels(ctx.device), ck.spec, weights, { contextLength }) };
+  return { ck, model: new MoeModel(kernelsFor(ctx), ck.spec, weights, { contextLength }) };
 }
 
 type Command = (ctx: GpuContext, args: ParsedArgs) => Promise<number>;
@@ -124,7 +124,7 @@ const commands: Record<string, Command> = {
     return 0;
   },
   async selftest(ctx, args) {
-    const results = await runSelfTest(createKernels(ctx.device));
+    const results = await runSelfTest(kernelsFor(ctx));
     if (args.flags.json) console.log(JSON.stringify({ adapter: ctx.info, results }, null, 2));
     else {
       for (const r of results) {

@@ -1,7 +1,7 @@
 /// <reference lib="webworker" />
 /** The engine in a Web Worker: owns the GPUDevice, answers requests, streams events. */
 import { acquireDevice, browserGpu, type GpuContext, WebGpuUnavailableError } from '../engine/gpu/device';
-import { createKernels, type Kernels } from '../engine/gpu/kernels';
+import { kernelsFor, type Kernels } from '../engine/gpu/kernels';
 import { runSelfTest } from '../engine/selftest';
 import type { WorkerEvent, WorkerRequest } from './protocol';
 
@@ -19,7 +19,7 @@ async function init(): Promise<void> {
       },
       onUncapturedError: (message) => post({ type: 'gpu-error', message }),
     });
-    gpu = { ctx, kernels: createKernels(ctx.device) };
+    gpu = { ctx, kernels: kernelsFor(ctx) };
     post({ type: 'gpu-ready', info: ctx.info });
   } catch (e) {
     if (e instanceof WebGpuUnavailableError) post({ type: 'gpu-unavailable', message: e.reason, advice: e.advice });

@@ -4,15 +4,21 @@
  * instead of being skipped: a kernel test that cannot run must not look green.
  */
 import { afterEach } from 'vitest';
-import { createKernels, type Kernels } from '../../src/engine/gpu/kernels';
+import { createKernels, kernelsFor, type Kernels } from '../../src/engine/gpu/kernels';
 import { acquireNodeDevice } from '../../src/engine/gpu/node';
 
-let kernels: Promise<Kernels> | undefined;
+let ctx: ReturnType<typeof acquireNodeDevice> | undefined;
 const errors: string[] = [];
 
-export function gpuKernels(): Promise<Kernels> {
-  kernels ??= acquireNodeDevice({ onUncapturedError: (m) => errors.push(m) }).then((ctx) => createKernels(ctx.device));
-  return kernels;
+/** Kernels on the test device; `profile` forces the GPU or software kernel variants (default: the adapter's). */
+const cache = new Map<string, Kernels>();
+export async function gpuKernels(profile?: Kernels['profile']): Promise<Kernels> {
+  ctx ??= acquireNodeDevice({ onUncapturedError: (m) => errors.push(m) });
+  const c = await ctx;
+  const key = profile ?? 'adapter';
+  let k = cache.get(key);
+  if (!k) cache.set(key, (k = profile ? createKernels(c.device, profile) : kernelsFor(c)));
+  return k;
 }
 
 // A validation error inside a kernel would otherwise only show up as wrong numbers (or none).

@@ -16,10 +16,12 @@ describe('matmul x·Wᵀ (+bias) on WebGPU vs TS reference', () => {
     [65, 63, 129, true],
     [100, 200, 48, true],
     [1, 517, 300, false],
+    [8, 77, 65, true],
   ];
-  for (const [M, N, K, withBias] of shapes) {
-    it(`M=${M} N=${N} K=${K}${withBias ? ' +bias' : ''}`, async () => {
-      const k = await gpuKernels();
+  for (const [M, N, K, withBias] of shapes) for (const profile of ['gpu', 'software'] as const) {
+    if (profile === 'software' && M > 8) continue; // the profiles differ only in the few-row kernels
+    it(`M=${M} N=${N} K=${K}${withBias ? ' +bias' : ''} (${profile} kernels)`, async () => {
+      const k = await gpuKernels(profile);
       const x = randomF32(M * K, M * 31 + K);
       const w = randomF32(N * K, N * 17 + K);
       const b = withBias ? randomF32(N, N) : null;

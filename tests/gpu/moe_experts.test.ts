@@ -16,9 +16,10 @@ describe('routed experts (plan → grouped matmuls → combine) vs per-token ref
     [40, 8, 2, 16, 24, 'gated', 6],
     [9, 4, 2, 8, 8, 'none', 1],
   ];
-  for (const [T, E, K, H, I, sharedMode, capacity = 0] of cases) {
-    it(`T=${T} E=${E} top-${K} H=${H} I=${I} shared=${sharedMode}${capacity ? ` capacity=${capacity}` : ''}`, async () => {
-      const k = await gpuKernels();
+  for (const [T, E, K, H, I, sharedMode, capacity = 0] of cases) for (const profile of ['gpu', 'software'] as const) {
+    if (profile === 'software' && T * K > 16) continue; // the profiles differ only in the few-slot kernels
+    it(`T=${T} E=${E} top-${K} H=${H} I=${I} shared=${sharedMode}${capacity ? ` capacity=${capacity}` : ''} (${profile})`, async () => {
+      const k = await gpuKernels(profile);
       const x = randomF32(T * H, T + 1);
       const { idx, weights } = routeRef(randomF32(T * E, T + 2, 3), T, E, K, true);
       const wgu = randomF32(E * 2 * I * H, 5, 0.3);

@@ -3,7 +3,7 @@ import { shaderNames, shaderSource } from '../../src/engine/gpu/shaders';
 
 describe('shader registry', () => {
   it('finds every .wgsl file in shaders/', () => {
-    expect(shaderNames()).toEqual(expect.arrayContaining(['matmul.wgsl', 'rmsnorm.wgsl', 'softmax.wgsl', 'moe_topk.wgsl', 'reduce.wgsl']));
+    expect(shaderNames()).toEqual(expect.arrayContaining(['matmul.wgsl', 'rmsnorm.wgsl', 'softmax.wgsl', 'moe_route.wgsl', 'reduce.wgsl']));
   });
   it('resolves #include lines in place', () => {
     const src = shaderSource('rmsnorm.wgsl');

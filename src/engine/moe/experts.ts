@@ -8,6 +8,8 @@ import type { Kernels } from '../gpu/kernels';
 import { encodeSwiGlu } from '../ops/elementwise';
 
 export const GROUP_TILE = 64;
+/** Up to this many routed slots (tokens × k) the experts run as matrix-vector products. */
+export const GEMV_MAX_SLOTS = 16;
 
 /** Upper bound on tiles: Σ_e ceil(c_e / BM) ≤ S / BM + E. */
 export function maxTiles(slots: number, experts: number): number {
@@ -81,13 +83,18 @@ export function encodeExperts(k: Kernels, enc: GPUCommandEncoder, a: ExpertsArgs
   dispatch(k.device, k.pipelines.get('moe_plan.wgsl'), [plan, a.idx, s.sorted, s.slotPos, s.tiles, s.counts], [1], enc);
 
   const [ty, tz] = grid1d(tiles);
+  // Few slots (decode): per-row dot products; many (prefill): 64×64 register-tiled GEMM.
+  const gemv = slots <= GEMV_MAX_SLOTS;
+  const shader = gemv ? 'matmul_grouped_gemv.wgsl' : 'matmul_grouped.wgsl';
+  const entry = gemv && k.profile === 'software' ? 'per_column' : 'main';
+  const colsPerGroup = gemv && k.profile !== 'software' ? 8 : 64;
   const up = k.uniform([{ u32: 2 * a.inter }, { u32: a.hidden }, { u32: a.topk }, { u32: tiles }]);
-  dispatch(k.device, k.pipelines.get('matmul_grouped.wgsl', 'main', { GATHER: 1 }), [up, s.tiles, s.sorted, a.x, a.wGateUp, s.gateUp], [Math.ceil((2 * a.inter) / 64), ty, tz], enc);
+  dispatch(k.device, k.pipelines.get(shader, entry, { GATHER: 1 }), [up, s.tiles, s.sorted, a.x, a.wGateUp, s.gateUp], [Math.ceil((2 * a.inter) / colsPerGroup), ty, tz], enc);
 
   encodeSwiGlu(k, enc, { gateUp: s.gateUp, out: s.act, rows: slots, inter: a.inter });
 
   const down = k.uniform([{ u32: a.hidden }, { u32: a.inter }, { u32: a.topk }, { u32: tiles }]);
-  dispatch(k.device, k.pipelines.get('matmul_grouped.wgsl', 'main', { GATHER: 0 }), [down, s.tiles, s.sorted, s.act, a.wDown, s.down], [Math.ceil(a.hidden / 64), ty, tz], enc);
+  dispatch(k.device, k.pipelines.get(shader, entry, { GATHER: 0 }), [down, s.tiles, s.sorted, s.act, a.wDown, s.down], [Math.ceil(a.hidden / colsPerGroup), ty, tz], enc);
 
   const mode = a.shared ? (a.shared.gateLogits ? 2 : 1) : 0;
   const comb = k.uniform([{ u32: a.tokens }, { u32: a.hidden }, { u32: a.topk }, { u32: mode }]);

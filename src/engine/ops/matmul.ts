@@ -1,4 +1,4 @@
-import { createStorage, dispatch } from '../gpu/buffers';
+import { createStorage, dispatch, grid1d } from '../gpu/buffers';
 import type { Kernels } from '../gpu/kernels';
 
 export interface MatmulArgs {
@@ -18,6 +18,9 @@ export interface MatmulArgs {
 }
 
 const TILE = 64;
+/** Up to this many rows the matrix-vector kernel wins (decode); above it the tiled one does. */
+export const GEMV_MAX_ROWS = 8;
+const GEMV_COLS = 8;
 const dummies = new WeakMap<GPUDevice, GPUBuffer>();
 
 /** Records y = x·Wᵀ (+ bias) into `enc`. */
@@ -29,5 +32,11 @@ export function encodeMatmul(k: Kernels, enc: GPUCommandEncoder, a: MatmulArgs):
     if (!bias) dummies.set(device, (bias = createStorage(device, 4, 'no-bias')));
   }
   const params = k.uniform([{ u32: a.M }, { u32: a.N }, { u32: a.K }, { u32: a.bias ? 1 : 0 }, { f32: a.alpha ?? 1 }, { u32: 0 }, { u32: 0 }, { u32: 0 }]);
-  dispatch(device, k.pipelines.get('matmul.wgsl'), [params, a.x, a.w, bias, a.y], [Math.ceil(a.N / TILE), Math.ceil(a.M / TILE)], enc);
+  if (a.M <= GEMV_MAX_ROWS) {
+    const soft = k.profile === 'software';
+    const pipeline = k.pipelines.get('matmul_gemv.wgsl', soft ? 'per_column' : 'main');
+    dispatch(device, pipeline, [params, a.x, a.w, bias, a.y], grid1d(Math.ceil(a.N / (soft ? 64 : GEMV_COLS))), enc);
+  } else {
+    dispatch(device, k.pipelines.get('matmul.wgsl'), [params, a.x, a.w, bias, a.y], [Math.ceil(a.N / TILE), Math.ceil(a.M / TILE)], enc);
+  }
 }

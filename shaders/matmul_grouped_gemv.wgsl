@@ -1,0 +1,66 @@
+// The routed-expert matmul for few slots (decode): same tile table as matmul_grouped.wgsl (one
+// expert per tile), but each workgroup computes 8 output columns for the tile's rows as dot
+// products, 32 threads per column, instead of filling a 64×64 tile for one or two rows.
+// GATHER=1: row r reads token x[sorted[r] / topk]; GATHER=0: row r reads a[r].
+struct Params { N: u32, K: u32, topk: u32, max_tiles: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> tiles: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read> sorted: array<u32>;
+@group(0) @binding(3) var<storage, read> a: array<f32>;
+@group(0) @binding(4) var<storage, read> w: array<f32>;
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+
+const COLS = 8u;
+const LANES = 32u;
+var<workgroup> part: array<f32, 256>;
+
+fn a_row(r: u32) -> u32 {
+  if (${GATHER}u == 1u) { return sorted[r] / p.topk; }
+  return r;
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let tile_id = wg.y + wg.z * nwg.y;
+  if (tile_id >= p.max_tiles) { return; }
+  let tile = tiles[tile_id];
+  if (tile.w == 0u) { return; }
+  let col = lid / LANES;
+  let lane = lid % LANES;
+  let n = wg.x * COLS + col;
+  let wbase = tile.x * p.N * p.K;
+  for (var r = tile.y; r < tile.z; r++) {
+    let arow = a_row(r) * p.K;
+    var acc = 0.0;
+    if (n < p.N) {
+      for (var k = lane; k < p.K; k += LANES) { acc = fma(a[arow + k], w[wbase + n * p.K + k], acc); }
+    }
+    part[lid] = acc;
+    workgroupBarrier();
+    for (var s = LANES / 2u; s > 0u; s >>= 1u) {
+      if (lane < s) { part[lid] += part[lid + s]; }
+      workgroupBarrier();
+    }
+    if (lane == 0u && n < p.N) { out[r * p.N + n] = part[lid]; }
+    workgroupBarrier();
+  }
+}
+
+// Thread per output column, no barriers: the variant for software adapters (see matmul_gemv.wgsl).
+@compute @workgroup_size(64)
+fn per_column(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+  let tile_id = wg.y + wg.z * nwg.y;
+  if (tile_id >= p.max_tiles) { return; }
+  let tile = tiles[tile_id];
+  let n = wg.x * 64u + lid;
+  if (tile.w == 0u || n >= p.N) { return; }
+  let wrow = tile.x * p.N * p.K + n * p.K;
+  for (var r = tile.y; r < tile.z; r++) {
+    let arow = a_row(r) * p.K;
+    var acc = 0.0;
+    for (var k = 0u; k < p.K; k++) { acc = fma(a[arow + k], w[wrow + k], acc); }
+    out[r * p.N + n] = acc;
+  }
+}
