@@ -1,30 +1,63 @@
+import { useChatStore } from '../state/chatStore';
 import { useEngineStore } from '../state/engineStore';
+import { BalancePanel } from './BalancePanel';
+import { ChatPanel } from './ChatPanel';
+import { Heatmap } from './charts/Heatmap';
 import { GpuPanel } from './GpuPanel';
+import { ModelPanel } from './ModelPanel';
 import { SelfTestPanel } from './SelfTestPanel';
+import { TokenInspector } from './TokenInspector';
 import { useEngine } from './useEngine';
 
 export function App() {
-  useEngine();
+  const engine = useEngine();
   const errors = useEngineStore((s) => s.errors);
+  const { counts, replyCounts, moeLayers, tokens, selected } = useChatStore();
+  const rowLabels = moeLayers.map(String);
+  const routed = tokens.filter((t) => t.experts);
+  const replyRouted = routed.filter((t) => t.kind === 'reply').length;
+  const topk = routed[0]?.experts?.[0]?.length ?? 0;
+  const sel = selected !== null ? tokens[selected] : undefined;
   return (
     <div className="app">
       <header className="top">
         <h1>MoE Playground</h1>
         <p className="muted">See and shape how Mixture-of-Experts models route tokens — on your GPU, in this tab.</p>
       </header>
-      <main className="grid">
-        <GpuPanel />
-        <SelfTestPanel />
-        {errors.length > 0 && (
-          <section className="card" role="alert">
-            <h2>Engine errors</h2>
-            <ul className="errors">
-              {errors.map((m, i) => (
-                <li key={i}>{m}</li>
-              ))}
-            </ul>
+      <main className="layout">
+        <div className="col">
+          <ModelPanel engine={engine} />
+          <ChatPanel engine={engine} />
+          <TokenInspector />
+        </div>
+        <div className="col">
+          <section className="card" aria-labelledby="routing-title">
+            <h2 id="routing-title">Expert routing</h2>
+            <Heatmap
+              title="Conversation (prompt + reply): share of each layer's routed tokens"
+              counts={counts}
+              rowLabels={rowLabels}
+              tokens={routed.length}
+              topk={topk}
+              highlight={sel?.experts ?? null}
+              testId="heatmap-conversation"
+            />
+            <Heatmap title="Last reply only" counts={replyCounts} rowLabels={rowLabels} tokens={replyRouted} topk={topk} highlight={sel?.experts ?? null} testId="heatmap-reply" />
           </section>
-        )}
+          <BalancePanel />
+          <GpuPanel />
+          <SelfTestPanel />
+          {errors.length > 0 && (
+            <section className="card" role="alert">
+              <h2>Engine errors</h2>
+              <ul className="errors">
+                {errors.map((m, i) => (
+                  <li key={i}>{m}</li>
+                ))}
+              </ul>
+            </section>
+          )}
+        </div>
       </main>
     </div>
   );

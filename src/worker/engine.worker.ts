@@ -1,20 +1,33 @@
 /// <reference lib="webworker" />
-/** The engine in a Web Worker: owns the GPUDevice, answers requests, streams events. */
+/** The engine in a Web Worker: owns the GPUDevice and the model, answers requests, streams events. */
 import { acquireDevice, browserGpu, type GpuContext, WebGpuUnavailableError } from '../engine/gpu/device';
 import { kernelsFor, type Kernels } from '../engine/gpu/kernels';
+import { openCheckpoint } from '../engine/io/checkpoint';
+import { blobSource, urlSource, type ByteSource } from '../engine/io/source';
+import type { HfTokenizer } from '../engine/io/tokenizer';
+import { MoeModel, type RoutingRecord } from '../engine/model/model';
+import { uploadWeights, destroyWeights } from '../engine/model/weights';
 import { runSelfTest } from '../engine/selftest';
-import type { WorkerEvent, WorkerRequest } from './protocol';
+import { chat } from '../engine/session';
+import type { ModelSource, ModelSummary, RoutingPayload, WorkerEvent, WorkerRequest } from './protocol';
 
 const scope = self as unknown as DedicatedWorkerGlobalScope;
-const post = (e: WorkerEvent) => scope.postMessage(e);
+const post = (e: WorkerEvent, transfer: Transferable[] = []) => scope.postMessage(e, transfer);
 
 let gpu: { ctx: GpuContext; kernels: Kernels } | null = null;
+let loaded: { model: MoeModel; tokenizer: HfTokenizer | null; summary: ModelSummary } | null = null;
+let running: AbortController | null = null;
+
+/** The files a checkpoint folder may hold; others are ignored. */
+const WANTED = /^(config\.json|tokenizer\.json|tokenizer_config\.json|chat_template\.jinja|model\.safetensors\.index\.json|.*\.safetensors)$/;
+const DEMO_FILES = ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'];
 
 async function init(): Promise<void> {
   try {
     const ctx = await acquireDevice(browserGpu(), {
       onLost: (l) => {
         gpu = null;
+        loaded = null;
         post({ type: 'device-lost', ...l });
       },
       onUncapturedError: (message) => post({ type: 'gpu-error', message }),
@@ -27,6 +40,98 @@ async function init(): Promise<void> {
   }
 }
 
+async function sourcesFor(source: ModelSource): Promise<{ name: string; files: ByteSource[] }> {
+  const progress = (file: string) => (done: number, total: number) =>
+    post({ type: 'load-progress', stage: 'download', done, total, detail: `${file}: ${(done / 2 ** 20).toFixed(1)} of ${(total / 2 ** 20).toFixed(1)} MiB` });
+  if (source.kind === 'files') {
+    const files = source.files.filter((f) => WANTED.test(f.name));
+    const dir = (source.files[0] as File & { webkitRelativePath?: string }).webkitRelativePath?.split('/')[0];
+    return { name: dir || files.find((f) => f.name.endsWith('.safetensors'))?.name || 'local files', files: files.map((f) => blobSource(f.name, f)) };
+  }
+  const base = source.kind === 'demo' ? new URL(`${import.meta.env.BASE_URL}models/demo/`, scope.location.origin).href : source.url.endsWith('/') ? source.url : `${source.url}/`;
+  const names = [...DEMO_FILES];
+  if (source.kind === 'url') {
+    // Sharded checkpoints list their shards in the index; single-file ones have model.safetensors.
+    const index = await fetch(`${base}model.safetensors.index.json`).catch(() => null);
+    // Servers with an SPA fallback answer 200 with HTML for missing files: only JSON counts.
+    const map = index?.ok ? await index.json().then((j: { weight_map?: Record<string, string> }) => j.weight_map, () => undefined) : undefined;
+    if (map && typeof map === 'object') {
+      names.splice(names.indexOf('model.safetensors'), 1, 'model.safetensors.index.json', ...new Set(Object.values(map)));
+    }
+  }
+  const files: ByteSource[] = [];
+  for (const n of names) {
+    const optional = n.startsWith('tokenizer');
+    try {
+      files.push(await urlSource(`${base}${n}`, progress(n)));
+    } catch (e) {
+      if (!optional) throw new Error(`Could not download ${base}${n}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  return { name: source.kind === 'demo' ? 'Built-in demo (qwen2_moe, 16 experts, top-2)' : base, files };
+}
+
+async function load(source: ModelSource): Promise<void> {
+  if (!gpu) throw new Error('No GPU device: loading a model needs WebGPU.');
+  running?.abort();
+  const t0 = performance.now();
+  const { name, files } = await sourcesFor(source);
+  post({ type: 'load-progress', stage: 'parse', done: 0, total: 1, detail: 'reading headers and config' });
+  const ck = await openCheckpoint(files, gpu.ctx.device.limits);
+  const weights = await uploadWeights(gpu.ctx.device, ck.spec, ck.slots, ck.reader, (done, total, slot) =>
+    post({ type: 'load-progress', stage: 'upload', done, total, detail: slot }),
+  );
+  // Only now, with the new model complete, does the old one go: a failed load keeps it.
+  if (loaded) {
+    destroyWeights(loaded.model.weights);
+    loaded.model.destroy();
+  }
+  const model = new MoeModel(gpu.kernels, ck.spec, weights, { contextLength: Math.min(ck.spec.maxPositions, 1024) });
+  const s = ck.spec;
+  const summary: ModelSummary = {
+    name,
+    arch: s.arch,
+    numLayers: s.numLayers,
+    moeLayers: s.layers.flatMap((l, i) => (l.mlp === 'moe' ? [i] : [])),
+    numExperts: s.moe.numExperts,
+    topK: s.moe.topK,
+    hiddenSize: s.hiddenSize,
+    vocabSize: s.vocabSize,
+    contextLength: model.contextLength,
+    parameters: ck.parameters,
+    gpuBytes: weights.bytes,
+    hasTokenizer: ck.tokenizer !== null,
+    hasChatTemplate: ck.tokenizer?.hasChatTemplate ?? false,
+  };
+  loaded = { model, tokenizer: ck.tokenizer, summary };
+  post({ type: 'model-ready', model: summary, loadMs: performance.now() - t0 });
+}
+
+function payload(r: RoutingRecord): { routing: RoutingPayload; transfer: Transferable[] } {
+  const routing: RoutingPayload = { tokens: r.tokens, topk: r.topk, numExperts: r.numExperts, layers: r.layers, experts: r.experts, gates: r.gates };
+  return { routing, transfer: [...r.experts.map((a) => a.buffer), ...r.gates.map((a) => a.buffer)] };
+}
+
+async function runChat(req: Extract<WorkerRequest, { type: 'chat' }>): Promise<void> {
+  if (!loaded) throw new Error('No model is loaded yet.');
+  running?.abort();
+  const ctl = new AbortController();
+  running = ctl;
+  const { model, tokenizer } = loaded;
+  try {
+    for await (const ev of chat(model, tokenizer, req.messages, { sampling: req.sampling, maxNewTokens: req.maxNewTokens, signal: ctl.signal })) {
+      if (ev.type === 'prompt') post({ type: 'prompt', tokens: ev.ids.map((id, i) => ({ id, text: ev.pieces[i]! })) });
+      else if (ev.type === 'token') post({ type: 'token', token: { id: ev.id, text: ev.text }, prob: ev.prob, ms: ev.ms });
+      else if (ev.type === 'routing') {
+        const { routing, transfer } = payload(ev.routing);
+        post({ type: 'routing', start: ev.start, routing }, transfer);
+      } else post(ev);
+    }
+  } finally {
+    if (running === ctl) running = null;
+  }
+}
+
 async function handle(req: WorkerRequest): Promise<void> {
   switch (req.type) {
     case 'init':
@@ -35,11 +140,21 @@ async function handle(req: WorkerRequest): Promise<void> {
       if (!gpu) throw new Error('No GPU device: the self-test needs WebGPU.');
       post({ type: 'selftest', results: await runSelfTest(gpu.kernels) });
       return;
+    case 'load':
+      try {
+        await load(req.source);
+      } catch (e) {
+        post({ type: 'model-error', message: e instanceof Error ? e.message : String(e) });
+      }
+      return;
+    case 'chat':
+      return runChat(req);
+    case 'stop':
+      running?.abort();
+      return;
   }
 }
 
 scope.onmessage = (ev: MessageEvent<WorkerRequest>) => {
-  handle(ev.data).catch((e: unknown) =>
-    post({ type: 'error', request: ev.data.type, message: e instanceof Error ? e.message : String(e) }),
-  );
+  handle(ev.data).catch((e: unknown) => post({ type: 'error', request: ev.data.type, message: e instanceof Error ? e.message : String(e) }));
 };

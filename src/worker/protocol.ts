@@ -1,8 +1,59 @@
 /** Messages between the page and the engine worker. The UI never sees GPU objects, only these. */
 import type { GpuInfo } from '../engine/gpu/device';
+import type { SamplingParams } from '../engine/model/sampling';
 import type { SelfTestResult } from '../engine/selftest';
 
-export type WorkerRequest = { type: 'init' } | { type: 'selftest' };
+/** Where a model comes from. */
+export type ModelSource =
+  | { kind: 'demo' }
+  | { kind: 'url'; url: string }
+  | { kind: 'files'; files: File[] };
+
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
+export type WorkerRequest =
+  | { type: 'init' }
+  | { type: 'selftest' }
+  | { type: 'load'; source: ModelSource }
+  | { type: 'chat'; messages: ChatMessage[]; sampling: SamplingParams; maxNewTokens: number }
+  | { type: 'stop' };
+
+/** Routing of a run of consecutive tokens, per MoE layer; arrays are [tokens · k]. */
+export interface RoutingPayload {
+  tokens: number;
+  topk: number;
+  numExperts: number;
+  /** Layer index (in the model) of each MoE layer. */
+  layers: number[];
+  experts: Uint32Array[];
+  gates: Float32Array[];
+}
+
+export interface ModelSummary {
+  name: string;
+  arch: string;
+  numLayers: number;
+  moeLayers: number[];
+  numExperts: number;
+  topK: number;
+  hiddenSize: number;
+  vocabSize: number;
+  contextLength: number;
+  parameters: number;
+  gpuBytes: number;
+  hasTokenizer: boolean;
+  hasChatTemplate: boolean;
+}
+
+export interface TokenPiece {
+  id: number;
+  text: string;
+}
+
+export type LoadStage = 'download' | 'parse' | 'upload' | 'ready';
 
 export type WorkerEvent =
   | { type: 'gpu-ready'; info: GpuInfo }
@@ -10,4 +61,14 @@ export type WorkerEvent =
   | { type: 'device-lost'; reason: string; message: string }
   | { type: 'gpu-error'; message: string }
   | { type: 'selftest'; results: SelfTestResult[] }
+  | { type: 'load-progress'; stage: LoadStage; done: number; total: number; detail: string }
+  | { type: 'model-ready'; model: ModelSummary; loadMs: number }
+  | { type: 'model-error'; message: string }
+  /** The prompt as the model saw it (chat template applied); its tokens sit at positions 0 … n−1. */
+  | { type: 'prompt'; tokens: TokenPiece[] }
+  /** A generated token; it sits at the next position. */
+  | { type: 'token'; token: TokenPiece; prob: number; ms: number }
+  /** Routing of the tokens at positions start … start+routing.tokens−1 (arrives once they are fed). */
+  | { type: 'routing'; start: number; routing: RoutingPayload }
+  | { type: 'done'; reason: 'stop-token' | 'max-tokens' | 'stopped' | 'context-full'; tokens: number; ttftMs: number; tokensPerSecond: number }
   | { type: 'error'; request: WorkerRequest['type']; message: string };

@@ -1,0 +1,86 @@
+/**
+ * A conversation over a loaded model: applies the chat template, prefills, streams tokens as text,
+ * and reports routing for every token the model sees. No DOM, no worker: the worker and the CLI
+ * both drive it.
+ */
+import { generate } from './model/generate';
+import type { MoeModel, RoutingRecord } from './model/model';
+import type { SamplingParams } from './model/sampling';
+
+export interface ChatTurn {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
+/** What the session needs from a tokenizer (io/tokenizer.ts provides it). */
+export interface SessionTokenizer {
+  encode(text: string): number[];
+  decode(ids: number[]): string;
+  /** Ids of the templated conversation, ending with the assistant's generation prompt. */
+  chatIds(messages: ChatTurn[]): number[];
+  eosTokenIds: number[];
+}
+
+export type SessionEvent =
+  | { type: 'prompt'; ids: number[]; pieces: string[] }
+  | { type: 'token'; id: number; text: string; prob: number; ms: number }
+  | { type: 'routing'; start: number; routing: RoutingRecord }
+  | { type: 'done'; reason: 'stop-token' | 'max-tokens' | 'stopped' | 'context-full'; tokens: number; ttftMs: number; tokensPerSecond: number };
+
+/**
+ * Decodes a growing id sequence into text pieces: byte-level BPE tokens may end inside a UTF-8
+ * character, so a piece ending in U+FFFD is held back until the next token completes it.
+ */
+export class StreamDecoder {
+  private ids: number[] = [];
+  private emitted = '';
+  constructor(private readonly tok: Pick<SessionTokenizer, 'decode'>) {}
+  push(id: number): string {
+    this.ids.push(id);
+    const text = this.tok.decode(this.ids);
+    if (text.endsWith('\uFFFD')) return '';
+    const piece = text.startsWith(this.emitted) ? text.slice(this.emitted.length) : text;
+    this.emitted = text;
+    return piece;
+  }
+}
+
+export interface ChatOptions {
+  sampling: SamplingParams;
+  maxNewTokens: number;
+  signal?: AbortSignal;
+}
+
+export async function* chat(model: MoeModel, tok: SessionTokenizer | null, messages: ChatTurn[] | number[], opts: ChatOptions): AsyncGenerator<SessionEvent> {
+  const ids = Array.isArray(messages) && typeof messages[0] === 'number' ? (messages as number[]) : tok ? tok.chatIds(messages as ChatTurn[]) : null;
+  if (!ids) throw new Error('This model has no tokenizer: send token ids instead of text');
+  if (ids.length === 0) throw new Error('The prompt is empty');
+  model.reset();
+  yield { type: 'prompt', ids, pieces: ids.map((id) => (tok ? tok.decode([id]) : `<${id}>`)) };
+  const decoder = tok ? new StreamDecoder(tok) : null;
+  const t0 = performance.now();
+  let ttft = 0;
+  let n = 0;
+  let last: number | null = null;
+  let reason: 'stop-token' | 'max-tokens' | 'stopped' | 'context-full' = 'max-tokens';
+  const stop = tok?.eosTokenIds ?? model.spec.eosTokenIds;
+  for await (const t of generate(model, ids, { maxNewTokens: opts.maxNewTokens, sampling: opts.sampling, stopIds: stop, signal: opts.signal })) {
+    yield { type: 'routing', start: t.routing.start, routing: t.routing };
+    if (n === 0) ttft = performance.now() - t0;
+    n++;
+    last = t.id;
+    // The end-of-turn token ends the reply; it is not part of its text.
+    const text = stop.includes(t.id) ? '' : decoder ? decoder.push(t.id) : `<${t.id}>`;
+    yield { type: 'token', id: t.id, text, prob: t.prob, ms: t.ms };
+    if (stop.includes(t.id)) reason = 'stop-token';
+  }
+  if (opts.signal?.aborted) reason = 'stopped';
+  else if (reason !== 'stop-token' && n < opts.maxNewTokens) reason = 'context-full';
+  // The last token was never fed back; feed it so its routing is known too (unless it ended the reply).
+  if (last !== null && reason !== 'stop-token' && model.position < model.contextLength) {
+    const r = await model.forward([last]);
+    yield { type: 'routing', start: r.routing.start, routing: r.routing };
+  }
+  const elapsed = performance.now() - t0;
+  yield { type: 'done', reason, tokens: n, ttftMs: ttft, tokensPerSecond: n > 1 ? (n - 1) / ((elapsed - ttft) / 1000) : 0 };
+}

@@ -1,0 +1,21 @@
+/** The loaded model and the load in progress. Fed by worker events. */
+import { create } from 'zustand';
+import type { LoadStage, ModelSource, ModelSummary } from '../worker/protocol';
+
+export interface ModelState {
+  source: ModelSource | null;
+  status: 'none' | 'loading' | 'ready' | 'error';
+  progress: { stage: LoadStage; done: number; total: number; detail: string } | null;
+  model: ModelSummary | null;
+  loadMs: number | null;
+  error: string | null;
+}
+
+export const useModelStore = create<ModelState>()(() => ({
+  source: null,
+  status: 'none',
+  progress: null,
+  model: null,
+  loadMs: null,
+  error: null,
+}));

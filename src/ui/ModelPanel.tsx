@@ -1,0 +1,111 @@
+import { useState, type DragEvent } from 'react';
+import { useModelStore } from '../state/modelStore';
+import type { EngineActions } from './useEngine';
+
+const MiB = 2 ** 20;
+
+/** Which model is loaded, loading progress, and the ways to load another. */
+export function ModelPanel({ engine }: { engine: EngineActions }) {
+  const { status, progress, model, error, loadMs } = useModelStore();
+  const [url, setUrl] = useState('');
+  const [dragging, setDragging] = useState(false);
+  const onDrop = (e: DragEvent) => {
+    e.preventDefault();
+    setDragging(false);
+    const files = [...e.dataTransfer.files];
+    if (files.length) engine.load({ kind: 'files', files });
+  };
+  return (
+    <section
+      className={`card model${dragging ? ' dragging' : ''}`}
+      aria-labelledby="model-title"
+      onDragOver={(e) => {
+        e.preventDefault();
+        setDragging(true);
+      }}
+      onDragLeave={() => setDragging(false)}
+      onDrop={onDrop}
+    >
+      <h2 id="model-title">Model</h2>
+      {model && status === 'ready' && (
+        <dl className="facts" data-testid="model-summary">
+          <dt>Name</dt>
+          <dd data-testid="model-name">{model.name}</dd>
+          <dt>Architecture</dt>
+          <dd>
+            {model.arch} · {model.numLayers} layers ({model.moeLayers.length} MoE) · hidden {model.hiddenSize}
+          </dd>
+          <dt>Experts</dt>
+          <dd>
+            {model.numExperts} per MoE layer, top-{model.topK}
+          </dd>
+          <dt>Size</dt>
+          <dd>
+            {(model.parameters / 1e6).toFixed(2)} M parameters · {(model.gpuBytes / MiB).toFixed(1)} MiB on the GPU · context {model.contextLength}
+          </dd>
+          {loadMs !== null && (
+            <>
+              <dt>Loaded in</dt>
+              <dd>{(loadMs / 1000).toFixed(2)} s</dd>
+            </>
+          )}
+          {!model.hasTokenizer && (
+            <>
+              <dt>Note</dt>
+              <dd>No tokenizer.json: the model runs on token ids only.</dd>
+            </>
+          )}
+        </dl>
+      )}
+      {status === 'loading' && progress && (
+        <div className="progress" data-testid="load-progress">
+          <div className="bar">
+            <div style={{ width: `${progress.total ? (100 * progress.done) / progress.total : 0}%` }} />
+          </div>
+          <span className="muted small">
+            {progress.stage}: {progress.detail}
+          </span>
+        </div>
+      )}
+      {error && (
+        <div className="problem" role="alert" data-testid="model-error">
+          <strong>Could not load the model.</strong>
+          <p>{error}</p>
+        </div>
+      )}
+      <div className="load-row">
+        <button onClick={() => engine.load({ kind: 'demo' })} disabled={status === 'loading'}>
+          Built-in demo
+        </button>
+        <label className="button">
+          Folder…
+          <input
+            type="file"
+            hidden
+            multiple
+            // @ts-expect-error webkitdirectory is not in React's types but every browser we target has it
+            webkitdirectory=""
+            onChange={(e) => e.target.files?.length && engine.load({ kind: 'files', files: [...e.target.files] })}
+          />
+        </label>
+        <label className="button">
+          Files…
+          <input type="file" hidden multiple accept=".json,.safetensors,.jinja" onChange={(e) => e.target.files?.length && engine.load({ kind: 'files', files: [...e.target.files] })} />
+        </label>
+      </div>
+      <form
+        className="load-row"
+        onSubmit={(e) => {
+          e.preventDefault();
+          if (url.trim()) engine.load({ kind: 'url', url: url.trim() });
+        }}
+      >
+        <input type="url" placeholder="https://…/model-folder/ (config.json, model.safetensors, tokenizer.json)" value={url} onChange={(e) => setUrl(e.target.value)} aria-label="Model URL" />
+        <button type="submit" disabled={!url.trim() || status === 'loading'}>
+          Load URL
+        </button>
+      </form>
+      <p className="muted small">Or drop a checkpoint's files here.</p>
+    </section>
+  );
+}
