@@ -28,7 +28,7 @@ commands:
   selftest [--json]    run every kernel against its TypeScript reference
   generate [--model DIR] (--prompt TEXT | --tokens 1,2,3) [--max-new N] [--greedy]
            [--temperature T] [--top-k K] [--top-p P] [--repetition-penalty R] [--seed S]
-           [--quant f32] [--chat] [--json]
+           [--quant f32|int8|int4] [--group 32|128] [--chat] [--json]
                        continue a prompt (--chat applies the chat template); --json prints
                        {"text", "tokens", "prompt_tokens", "tokens_per_second", ...}
   logits [--model DIR] --tokens 1,2,3 --out FILE [--router-logits]
@@ -36,6 +36,8 @@ commands:
 options:
   --model DIR          a checkpoint folder (config.json, *.safetensors, tokenizer.json);
                        defaults to the built-in demo model (public/models/demo)
+  --quant F            store attention and expert matrices as f32 (default) or int8/int4,
+                       symmetric with one scale per --group weights (32 or 128), dequantised in the kernels
   --json               machine-readable output`;
 
 function parseIds(text: string): number[] {
@@ -54,10 +56,11 @@ function numberFlag(args: ParsedArgs, name: string, fallback: number): number {
 
 async function loadModel(ctx: GpuContext, args: ParsedArgs, contextLength = 2048) {
   const quant = args.flags.quant ?? 'f32';
-  if (quant !== 'f32') throw new Error(`--quant ${String(quant)}: only f32 is available in this build (int8/int4 kernels are not wired into the model yet)`);
+  if (quant !== 'f32' && quant !== 'int8' && quant !== 'int4') throw new Error(`--quant must be f32, int8 or int4, got ${String(quant)}`);
+  const group = numberFlag(args, 'group', 32);
   const dir = typeof args.flags.model === 'string' ? resolve(args.flags.model) : DEMO_MODEL;
   const ck = await openCheckpoint(await folderSources(dir), ctx.device.limits);
-  const weights = await uploadWeights(ctx.device, ck.spec, ck.slots, ck.reader);
+  const weights = await uploadWeights(ctx.device, ck.spec, ck.slots, ck.reader, { format: quant, group });
   return { ck, model: new MoeModel(kernelsFor(ctx), ck.spec, weights, { contextLength }) };
 }
 

@@ -4,7 +4,7 @@
 struct Params { M: u32, N: u32, K: u32, has_bias: u32, alpha: f32, _a: u32, _b: u32, _c: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
+#include "wload_${WFMT}.wgsl"
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 
@@ -32,7 +32,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
       As[kk * BM + r] = a;
       let gc = col0 + r;
       var b = 0.0;
-      if (gc < p.N && gk < p.K) { b = w[gc * p.K + gk]; }
+      if (gc < p.N && gk < p.K) { b = wv(gc * p.K + gk); }
       Bs[kk * BN + r] = b;
     }
     workgroupBarrier();

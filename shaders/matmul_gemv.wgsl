@@ -5,7 +5,7 @@
 struct Params { M: u32, N: u32, K: u32, has_bias: u32, alpha: f32, _a: u32, _b: u32, _c: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
+#include "wload_${WFMT}.wgsl"
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 
@@ -22,8 +22,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   var acc: array<f32, 8>;
   if (n < p.N) {
     for (var k = lane; k < p.K; k += LANES) {
-      let wv = w[n * p.K + k];
-      for (var m = 0u; m < p.M; m++) { acc[m] = fma(x[m * p.K + k], wv, acc[m]); }
+      let wk = wv(n * p.K + k);
+      for (var m = 0u; m < p.M; m++) { acc[m] = fma(x[m * p.K + k], wk, acc[m]); }
     }
   }
   for (var m = 0u; m < 8u; m++) { part[(m * COLS + col) * LANES + lane] = acc[m]; }
@@ -56,8 +56,8 @@ fn per_column(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
   if (n >= p.N) { return; }
   var acc: array<f32, 8>;
   for (var k = 0u; k < p.K; k++) {
-    let wv = w[n * p.K + k];
-    for (var m = 0u; m < p.M; m++) { acc[m] = fma(x[m * p.K + k], wv, acc[m]); }
+    let wk = wv(n * p.K + k);
+    for (var m = 0u; m < p.M; m++) { acc[m] = fma(x[m * p.K + k], wk, acc[m]); }
   }
   for (var m = 0u; m < p.M; m++) {
     var v = acc[m];

@@ -8,7 +8,7 @@ struct Params { N: u32, K: u32, topk: u32, max_tiles: u32 }
 @group(0) @binding(1) var<storage, read> tiles: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read> sorted: array<u32>;
 @group(0) @binding(3) var<storage, read> a: array<f32>;
-@group(0) @binding(4) var<storage, read> w: array<f32>;
+#include "wload_${WFMT}.wgsl"
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 
 const BM = 64u;
@@ -47,7 +47,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
       As[kk * BM + r] = av;
       let gc = col0 + r;
       var bv = 0.0;
-      if (gc < p.N && gk < p.K) { bv = w[wbase + gc * p.K + gk]; }
+      if (gc < p.N && gk < p.K) { bv = wv(wbase + gc * p.K + gk); }
       Bs[kk * BN + r] = bv;
     }
     workgroupBarrier();

@@ -7,7 +7,7 @@ struct Params { N: u32, K: u32, topk: u32, max_tiles: u32 }
 @group(0) @binding(1) var<storage, read> tiles: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read> sorted: array<u32>;
 @group(0) @binding(3) var<storage, read> a: array<f32>;
-@group(0) @binding(4) var<storage, read> w: array<f32>;
+#include "wload_${WFMT}.wgsl"
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 
 const COLS = 8u;
@@ -34,7 +34,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let arow = a_row(r) * p.K;
     var acc = 0.0;
     if (n < p.N) {
-      for (var k = lane; k < p.K; k += LANES) { acc = fma(a[arow + k], w[wbase + n * p.K + k], acc); }
+      for (var k = lane; k < p.K; k += LANES) { acc = fma(a[arow + k], wv(wbase + n * p.K + k), acc); }
     }
     part[lid] = acc;
     workgroupBarrier();
@@ -60,7 +60,7 @@ fn per_column(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
   for (var r = tile.y; r < tile.z; r++) {
     let arow = a_row(r) * p.K;
     var acc = 0.0;
-    for (var k = 0u; k < p.K; k++) { acc = fma(a[arow + k], w[wrow + k], acc); }
+    for (var k = 0u; k < p.K; k++) { acc = fma(a[arow + k], wv(wrow + k), acc); }
     out[r * p.N + n] = acc;
   }
 }

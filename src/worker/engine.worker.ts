@@ -78,9 +78,9 @@ async function load(source: ModelSource): Promise<void> {
   const { name, files } = await sourcesFor(source);
   post({ type: 'load-progress', stage: 'parse', done: 0, total: 1, detail: 'reading headers and config' });
   const ck = await openCheckpoint(files, gpu.ctx.device.limits);
-  const weights = await uploadWeights(gpu.ctx.device, ck.spec, ck.slots, ck.reader, (done, total, slot) =>
-    post({ type: 'load-progress', stage: 'upload', done, total, detail: slot }),
-  );
+  const weights = await uploadWeights(gpu.ctx.device, ck.spec, ck.slots, ck.reader, {
+    onProgress: (done, total, slot) => post({ type: 'load-progress', stage: 'upload', done, total, detail: slot }),
+  });
   // Only now, with the new model complete, does the old one go: a failed load keeps it.
   if (loaded) {
     destroyWeights(loaded.model.weights);

@@ -20,8 +20,14 @@ export function shaderNames(): string[] {
 /** The source of `name` with its includes resolved; `defines` replace `${KEY}` placeholders. */
 export function shaderSource(name: string, defines: Record<string, string | number> = {}): string {
   const seen = new Set<string>();
+  // Defines apply before includes too, so an include can be chosen by one (`wload_${WFMT}.wgsl`).
+  const define = (code: string) => {
+    for (const [k, v] of Object.entries(defines)) code = code.replaceAll(`\${${k}}`, String(v));
+    return code;
+  };
   const expand = (file: string, chain: string[]): string => {
-    const src = byName.get(file);
+    const raw = byName.get(file);
+    const src = raw === undefined ? undefined : define(raw);
     if (src === undefined) {
       const from = chain.length ? ` (included from ${chain.join(' → ')})` : '';
       throw new Error(`Unknown shader "${file}"${from}; shaders/ has: ${shaderNames().join(', ')}`);
@@ -34,8 +40,7 @@ export function shaderSource(name: string, defines: Record<string, string | numb
     });
   };
   seen.add(name);
-  let code = expand(name, []);
-  for (const [k, v] of Object.entries(defines)) code = code.replaceAll(`\${${k}}`, String(v));
+  const code = expand(name, []);
   const left = /\$\{([A-Z_0-9]+)\}/.exec(code);
   if (left) throw new Error(`Shader "${name}" needs a value for \${${left[1]}}`);
   return code;

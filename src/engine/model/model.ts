@@ -14,6 +14,7 @@ import { encodeMatmul } from '../ops/matmul';
 import { encodeRmsNorm } from '../ops/rmsnorm';
 import { encodeRope, ropeTable, uploadRopeTable, type GpuRopeTable } from '../ops/rope';
 import { createSamplerBuffers, encodeSample, type SamplerBuffers, type SamplingParams, validateSampling } from './sampling';
+import type { GpuWeight } from '../quant/weight';
 import type { ModelSpec } from './spec';
 import type { LayerWeights, ModelWeights } from './weights';
 
@@ -385,7 +386,7 @@ export class MoeModel {
   }
 
   /** x (normed) → SwiGLU MLP → out, for dense layers and the shared expert. */
-  private encodeFfn(enc: GPUCommandEncoder, gateUp: GPUBuffer, down: GPUBuffer, inter: number, out: GPUBuffer, T: number): void {
+  private encodeFfn(enc: GPUCommandEncoder, gateUp: GpuWeight, down: GpuWeight, inter: number, out: GPUBuffer, T: number): void {
     const k = this.kernels;
     const sc = this.scratch!;
     const H = this.spec.hiddenSize;

@@ -4,14 +4,16 @@
  * uploaded one at a time, so a bad checkpoint fails before anything is half-loaded.
  */
 import { uploadStorage } from '../gpu/buffers';
+import type { WeightFormat } from '../quant/pack';
+import { destroyWeight, type GpuWeight, uploadWeight } from '../quant/weight';
 import { layerSlot, type LayerSlot, type ModelSpec, type SlotName, type TensorReader, type WeightSlot } from './spec';
 
 export interface LayerWeights {
   attnNorm: GPUBuffer;
-  q: GPUBuffer;
-  k: GPUBuffer;
-  v: GPUBuffer;
-  o: GPUBuffer;
+  q: GpuWeight;
+  k: GpuWeight;
+  v: GpuWeight;
+  o: GpuWeight;
   qBias?: GPUBuffer;
   kBias?: GPUBuffer;
   vBias?: GPUBuffer;
@@ -20,13 +22,24 @@ export interface LayerWeights {
   kNorm?: GPUBuffer;
   mlpNorm: GPUBuffer;
   router?: GPUBuffer;
-  expertsGateUp?: GPUBuffer;
-  expertsDown?: GPUBuffer;
-  sharedGateUp?: GPUBuffer;
-  sharedDown?: GPUBuffer;
+  expertsGateUp?: GpuWeight;
+  expertsDown?: GpuWeight;
+  sharedGateUp?: GpuWeight;
+  sharedDown?: GpuWeight;
   sharedGate?: GPUBuffer;
-  mlpGateUp?: GPUBuffer;
-  mlpDown?: GPUBuffer;
+  mlpGateUp?: GpuWeight;
+  mlpDown?: GpuWeight;
+}
+
+/** Matrices stored in the requested format; norms, biases, router, embeddings stay f32. */
+const QUANTIZABLE = new Set<LayerSlot>(['q', 'k', 'v', 'o', 'experts.gate_up', 'experts.down', 'shared.gate_up', 'shared.down', 'mlp.gate_up', 'mlp.down']);
+
+export interface UploadOptions {
+  onProgress?: (done: number, total: number, slot: SlotName) => void;
+  /** Storage of attention and expert matrices: f32, or int8/int4 group-wise (dequantised in the kernels). */
+  format?: WeightFormat;
+  /** Group size along K for int8/int4 (32 or 128). */
+  group?: number;
 }
 
 export interface ModelWeights {
@@ -74,27 +87,34 @@ export function assertFinite(name: string, data: Float32Array): void {
   }
 }
 
-export async function uploadWeights(
-  device: GPUDevice,
-  spec: ModelSpec,
-  slots: WeightSlot[],
-  reader: TensorReader,
-  onProgress?: (done: number, total: number, slot: SlotName) => void,
-): Promise<ModelWeights> {
+export async function uploadWeights(device: GPUDevice, spec: ModelSpec, slots: WeightSlot[], reader: TensorReader, opts: UploadOptions = {}): Promise<ModelWeights> {
+  const format = opts.format ?? 'f32';
+  const group = opts.group ?? 32;
+  if (format !== 'f32' && group !== 32 && group !== 128) throw new RangeError(`Quantisation group must be 32 or 128, got ${group}`);
   validateSlots(slots, reader, device.limits);
   const bufs = new Map<SlotName, GPUBuffer>();
+  const mats = new Map<SlotName, GpuWeight>();
   let bytes = 0;
   try {
     for (const [i, slot] of slots.entries()) {
       const data = await slot.load(reader);
       if (data.length !== numel(slot.shape)) throw new Error(`Weight ${slot.name}: loaded ${data.length} values, expected ${numel(slot.shape)}`);
       assertFinite(slot.name, data);
-      bufs.set(slot.name, uploadStorage(device, data, slot.name));
-      bytes += data.byteLength;
-      onProgress?.(i + 1, slots.length, slot.name);
+      const layerSlotName = slot.name.slice(slot.name.indexOf('.') + 1) as LayerSlot;
+      if (slot.name.startsWith('L') && QUANTIZABLE.has(layerSlotName)) {
+        const K = slot.shape[slot.shape.length - 1]!;
+        const w = uploadWeight(device, data, data.length / K, K, format, group, slot.name);
+        mats.set(slot.name, w);
+        bytes += w.bytes;
+      } else {
+        bufs.set(slot.name, uploadStorage(device, data, slot.name));
+        bytes += data.byteLength;
+      }
+      opts.onProgress?.(i + 1, slots.length, slot.name);
     }
   } catch (e) {
     for (const b of bufs.values()) b.destroy();
+    for (const w of mats.values()) destroyWeight(w);
     throw e;
   }
   const need = (name: SlotName) => {
@@ -104,13 +124,15 @@ export async function uploadWeights(
   };
   const layers: LayerWeights[] = [];
   for (let l = 0; l < spec.numLayers; l++) {
-    const lw: Partial<LayerWeights> = {};
+    const lw: Record<string, GPUBuffer | GpuWeight> = {};
     for (const [slot, field] of Object.entries(FIELD) as Array<[LayerSlot, keyof LayerWeights]>) {
-      const b = bufs.get(layerSlot(l, slot));
+      const b = mats.get(layerSlot(l, slot)) ?? bufs.get(layerSlot(l, slot));
       if (b) lw[field] = b;
     }
-    for (const f of ['attnNorm', 'q', 'k', 'v', 'o', 'mlpNorm'] as const) if (!lw[f]) need(layerSlot(l, f === 'attnNorm' ? 'attn_norm' : f === 'mlpNorm' ? 'mlp_norm' : f));
-    layers.push(lw as LayerWeights);
+    for (const [f, slot] of [['attnNorm', 'attn_norm'], ['q', 'q'], ['k', 'k'], ['v', 'v'], ['o', 'o'], ['mlpNorm', 'mlp_norm']] as const) {
+      if (!lw[f]) need(layerSlot(l, slot));
+    }
+    layers.push(lw as unknown as LayerWeights);
   }
   const embed = need('embed');
   return { embed, lmHead: spec.tieWordEmbeddings ? bufs.get('lm_head') ?? embed : need('lm_head'), finalNorm: need('final_norm'), layers, bytes };
@@ -118,6 +140,12 @@ export async function uploadWeights(
 
 export function destroyWeights(w: ModelWeights): void {
   const seen = new Set<GPUBuffer>([w.embed, w.lmHead, w.finalNorm]);
-  for (const l of w.layers) for (const b of Object.values(l)) if (b) seen.add(b);
+  for (const l of w.layers) {
+    for (const b of Object.values(l) as Array<GPUBuffer | GpuWeight | undefined>) {
+      if (!b) continue;
+      if ('format' in b) destroyWeight(b);
+      else seen.add(b);
+    }
+  }
   for (const b of seen) b.destroy();
 }

@@ -6,6 +6,7 @@
 import { createStorage, dispatch, grid1d } from '../gpu/buffers';
 import type { Kernels } from '../gpu/kernels';
 import { encodeSwiGlu } from '../ops/elementwise';
+import { asWeight, type GpuWeight, weightDefines, weightExtras } from '../quant/weight';
 
 export const GROUP_TILE = 64;
 /** Up to this many routed slots (tokens × k) the experts run as matrix-vector products. */
@@ -54,9 +55,9 @@ export interface ExpertsArgs {
   /** [T, k] chosen experts and their gate weights (from the router). */
   idx: GPUBuffer;
   gates: GPUBuffer;
-  /** [E, 2I, H] and [E, H, I]. */
-  wGateUp: GPUBuffer;
-  wDown: GPUBuffer;
+  /** [E, 2I, H] and [E, H, I], f32 or quantised. */
+  wGateUp: GPUBuffer | GpuWeight;
+  wDown: GPUBuffer | GpuWeight;
   /** Optional shared-expert output [T, H] and its gate logits [T] (sigmoid-gated when given). */
   shared?: { out: GPUBuffer; gateLogits?: GPUBuffer };
   /** [T, H] result. */
@@ -89,12 +90,14 @@ export function encodeExperts(k: Kernels, enc: GPUCommandEncoder, a: ExpertsArgs
   const entry = gemv && k.profile === 'software' ? 'per_column' : 'main';
   const colsPerGroup = gemv && k.profile !== 'software' ? 8 : 64;
   const up = k.uniform([{ u32: 2 * a.inter }, { u32: a.hidden }, { u32: a.topk }, { u32: tiles }]);
-  dispatch(k.device, k.pipelines.get(shader, entry, { GATHER: 1 }), [up, s.tiles, s.sorted, a.x, a.wGateUp, s.gateUp], [Math.ceil((2 * a.inter) / colsPerGroup), ty, tz], enc);
+  const wgu = asWeight(a.wGateUp);
+  const wdn = asWeight(a.wDown);
+  dispatch(k.device, k.pipelines.get(shader, entry, { GATHER: 1, ...weightDefines(wgu, 4, 6) }), [up, s.tiles, s.sorted, a.x, wgu.buffer, s.gateUp, ...weightExtras(wgu)], [Math.ceil((2 * a.inter) / colsPerGroup), ty, tz], enc);
 
   encodeSwiGlu(k, enc, { gateUp: s.gateUp, out: s.act, rows: slots, inter: a.inter });
 
   const down = k.uniform([{ u32: a.hidden }, { u32: a.inter }, { u32: a.topk }, { u32: tiles }]);
-  dispatch(k.device, k.pipelines.get(shader, entry, { GATHER: 0 }), [down, s.tiles, s.sorted, s.act, a.wDown, s.down], [Math.ceil(a.hidden / colsPerGroup), ty, tz], enc);
+  dispatch(k.device, k.pipelines.get(shader, entry, { GATHER: 0, ...weightDefines(wdn, 4, 6) }), [down, s.tiles, s.sorted, s.act, wdn.buffer, s.down, ...weightExtras(wdn)], [Math.ceil(a.hidden / colsPerGroup), ty, tz], enc);
 
   const mode = a.shared ? (a.shared.gateLogits ? 2 : 1) : 0;
   const comb = k.uniform([{ u32: a.tokens }, { u32: a.hidden }, { u32: a.topk }, { u32: mode }]);

@@ -1,11 +1,12 @@
 import { createStorage, dispatch, grid1d } from '../gpu/buffers';
 import type { Kernels } from '../gpu/kernels';
+import { asWeight, type GpuWeight, weightDefines, weightExtras } from '../quant/weight';
 
 export interface MatmulArgs {
   /** [M, K] activations. */
   x: GPUBuffer;
-  /** [N, K] weight, HF nn.Linear layout. */
-  w: GPUBuffer;
+  /** [N, K] weight, HF nn.Linear layout, f32 or quantised. */
+  w: GPUBuffer | GpuWeight;
   /** [N] or absent. */
   bias?: GPUBuffer;
   /** [M, N] output. */
@@ -32,11 +33,14 @@ export function encodeMatmul(k: Kernels, enc: GPUCommandEncoder, a: MatmulArgs):
     if (!bias) dummies.set(device, (bias = createStorage(device, 4, 'no-bias')));
   }
   const params = k.uniform([{ u32: a.M }, { u32: a.N }, { u32: a.K }, { u32: a.bias ? 1 : 0 }, { f32: a.alpha ?? 1 }, { u32: 0 }, { u32: 0 }, { u32: 0 }]);
+  const w = asWeight(a.w);
+  const defines = weightDefines(w, 2, 5);
+  const buffers = [params, a.x, w.buffer, bias, a.y, ...weightExtras(w)];
   if (a.M <= GEMV_MAX_ROWS) {
     const soft = k.profile === 'software';
-    const pipeline = k.pipelines.get('matmul_gemv.wgsl', soft ? 'per_column' : 'main');
-    dispatch(device, pipeline, [params, a.x, a.w, bias, a.y], grid1d(Math.ceil(a.N / (soft ? 64 : GEMV_COLS))), enc);
+    const pipeline = k.pipelines.get('matmul_gemv.wgsl', soft ? 'per_column' : 'main', defines);
+    dispatch(device, pipeline, buffers, grid1d(Math.ceil(a.N / (soft ? 64 : GEMV_COLS))), enc);
   } else {
-    dispatch(device, k.pipelines.get('matmul.wgsl'), [params, a.x, a.w, bias, a.y], [Math.ceil(a.N / TILE), Math.ceil(a.M / TILE)], enc);
+    dispatch(device, k.pipelines.get('matmul.wgsl', 'main', defines), buffers, [Math.ceil(a.N / TILE), Math.ceil(a.M / TILE)], enc);
   }
 }
