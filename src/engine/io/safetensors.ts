@@ -40,12 +40,12 @@ export async function readHeader(file: ByteSource): Promise<Map<string, TensorIn
   const len = Number(new DataView(lenBytes.buffer, lenBytes.byteOffset, 8).getBigUint64(0, true));
   if (len < 2 || len > MAX_HEADER_BYTES) fail(`header length ${len} is not plausible (corrupt or not a safetensors file)`);
   if (8 + len > file.size) fail(`header length ${len} runs past the end of the file (${file.size} bytes): truncated?`);
-  const text = new TextDecoder('utf-8', { fatal: true }).decode(await file.read(8, len));
   let json: unknown;
   try {
+    const text = new TextDecoder('utf-8', { fatal: true }).decode(await file.read(8, len));
     json = JSON.parse(text);
   } catch (e) {
-    fail(`header is not valid JSON (${e instanceof Error ? e.message : String(e)})`);
+    fail(`header is not valid UTF-8 JSON (${e instanceof Error ? e.message : String(e)})`);
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) fail('header is not a JSON object');
   const dataStart = 8 + len;
