@@ -5,9 +5,14 @@ import { ChatPanel } from './ChatPanel';
 import { Heatmap } from './charts/Heatmap';
 import { GpuPanel } from './GpuPanel';
 import { ModelPanel } from './ModelPanel';
+import { RouterPanel } from './RouterPanel';
+import { useRouterStore } from '../state/routerStore';
 import { SelfTestPanel } from './SelfTestPanel';
 import { TokenInspector } from './TokenInspector';
 import { useEngine } from './useEngine';
+
+/** A stable empty list: a selector returning a fresh [] would re-render forever. */
+const NONE: number[] = [];
 
 export function App() {
   const engine = useEngine();
@@ -18,6 +23,8 @@ export function App() {
   const replyRouted = routed.filter((t) => t.kind === 'reply').length;
   const topk = routed[0]?.experts?.[0]?.length ?? 0;
   const sel = selected !== null ? tokens[selected] : undefined;
+  const disabled = useRouterStore((s) => s.router?.disabled ?? NONE);
+  const toggleExpert = (e: number) => engine.setRouter({ disabled: disabled.includes(e) ? disabled.filter((x) => x !== e) : [...disabled, e].sort((a, b) => a - b) });
   return (
     <div className="app">
       <header className="top">
@@ -41,9 +48,12 @@ export function App() {
               topk={topk}
               highlight={sel?.experts ?? null}
               testId="heatmap-conversation"
+              disabled={disabled}
+              onExpertClick={toggleExpert}
             />
-            <Heatmap title="Last reply only" counts={replyCounts} rowLabels={rowLabels} tokens={replyRouted} topk={topk} highlight={sel?.experts ?? null} testId="heatmap-reply" />
+            <Heatmap title="Last reply only" counts={replyCounts} rowLabels={rowLabels} tokens={replyRouted} topk={topk} highlight={sel?.experts ?? null} testId="heatmap-reply" disabled={disabled} onExpertClick={toggleExpert} />
           </section>
+          <RouterPanel engine={engine} />
           <BalancePanel />
           <GpuPanel />
           <SelfTestPanel />

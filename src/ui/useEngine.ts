@@ -2,12 +2,17 @@ import { useEffect, useMemo } from 'react';
 import { applyRouting, emptyChat, useChatStore } from '../state/chatStore';
 import { useEngineStore } from '../state/engineStore';
 import { useModelStore } from '../state/modelStore';
+import { useRouterStore } from '../state/routerStore';
 import { useSettingsStore } from '../state/settingsStore';
+import type { RouterConfig } from '../engine/moe/router';
+import { decodePreset, type ModelRef } from '../preset/preset';
 import { startEngineWorker, type EngineClient } from '../worker/client';
 import type { ChatMessage, ModelSource, WorkerEvent } from '../worker/protocol';
 
 export interface EngineActions {
   load(source: ModelSource): void;
+  /** Changes router knobs (merged over the current ones); applied from the next token. */
+  setRouter(patch: Partial<RouterConfig>): void;
   chat(text: string): void;
   regenerate(): void;
   stop(): void;
@@ -50,6 +55,18 @@ function route(e: WorkerEvent, client: EngineClient): void {
       return useChatStore.setState((s) => applyRouting(s, e.start, e.routing));
     case 'done':
       return useChatStore.setState({ generating: false, stats: { ttftMs: e.ttftMs, tokensPerSecond: e.tokensPerSecond, tokens: e.tokens, reason: e.reason } });
+    case 'router': {
+      const pending = useRouterStore.getState().pending;
+      if (pending) {
+        // The link's knobs go over the checkpoint's defaults; the engine validates them against the model.
+        useRouterStore.setState({ pending: null, defaults: e.defaults, router: e.router });
+        client.send({ type: 'router', router: { ...e.defaults, ...pending.router } });
+        return;
+      }
+      return useRouterStore.setState({ router: e.router, defaults: e.defaults, error: null });
+    }
+    case 'router-error':
+      return useRouterStore.setState({ error: e.message });
     case 'error':
       if (e.request === 'chat') useChatStore.setState({ generating: false });
       return useEngineStore.getState().apply(e);
@@ -60,6 +77,22 @@ function route(e: WorkerEvent, client: EngineClient): void {
 
 let client: EngineClient | null = null;
 
+function sourceOf(ref: ModelRef): ModelSource {
+  return ref.kind === 'demo' ? { kind: 'demo' } : { kind: 'url', url: ref.url };
+}
+
+/** A preset in the page's URL waits for the model; a bad one is reported and ignored. */
+function readPresetFromUrl(): void {
+  try {
+    const preset = decodePreset(globalThis.location?.search ?? '');
+    if (!preset) return;
+    useRouterStore.setState({ pending: preset, presetError: null });
+    if (preset.model) useModelStore.setState({ source: sourceOf(preset.model) });
+  } catch (e) {
+    useRouterStore.setState({ presetError: `${e instanceof Error ? e.message : String(e)}. The page opened with the model's own router settings.` });
+  }
+}
+
 function startChat(messages: ChatMessage[]): void {
   const { sampling, maxNewTokens } = useSettingsStore.getState();
   useChatStore.setState({ messages: [...messages, { role: 'assistant', content: '' }], generating: true, stats: null });
@@ -69,6 +102,7 @@ function startChat(messages: ChatMessage[]): void {
 /** Starts the engine worker for the lifetime of the component; returns the actions the UI may take. */
 export function useEngine(): EngineActions {
   useEffect(() => {
+    readPresetFromUrl();
     const c = startEngineWorker((e) => route(e, c));
     client = c;
     c.send({ type: 'init' });
@@ -82,6 +116,10 @@ export function useEngine(): EngineActions {
       load(source) {
         useModelStore.setState({ source, status: 'loading', error: null, progress: null });
         client?.send({ type: 'load', source });
+      },
+      setRouter(patch) {
+        const { router } = useRouterStore.getState();
+        if (router) client?.send({ type: 'router', router: { ...router, ...patch } });
       },
       chat(text) {
         startChat([...useChatStore.getState().messages, { role: 'user', content: text }]);

@@ -6,6 +6,7 @@ import { openCheckpoint } from '../engine/io/checkpoint';
 import { blobSource, urlSource, type ByteSource } from '../engine/io/source';
 import type { HfTokenizer } from '../engine/io/tokenizer';
 import { MoeModel, type RoutingRecord } from '../engine/model/model';
+import { defaultRouter } from '../engine/moe/router';
 import { uploadWeights, destroyWeights } from '../engine/model/weights';
 import { runSelfTest } from '../engine/selftest';
 import { chat } from '../engine/session';
@@ -105,6 +106,7 @@ async function load(source: ModelSource): Promise<void> {
   };
   loaded = { model, tokenizer: ck.tokenizer, summary };
   post({ type: 'model-ready', model: summary, loadMs: performance.now() - t0 });
+  post({ type: 'router', router: model.router, defaults: defaultRouter(ck.spec) });
 }
 
 function payload(r: RoutingRecord): { routing: RoutingPayload; transfer: Transferable[] } {
@@ -151,6 +153,15 @@ async function handle(req: WorkerRequest): Promise<void> {
       return runChat(req);
     case 'stop':
       running?.abort();
+      return;
+    case 'router':
+      if (!loaded) throw new Error('No model is loaded yet.');
+      try {
+        loaded.model.setRouter(req.router);
+        post({ type: 'router', router: loaded.model.router, defaults: defaultRouter(loaded.model.spec) });
+      } catch (e) {
+        post({ type: 'router-error', message: e instanceof Error ? e.message : String(e) });
+      }
       return;
   }
 }

@@ -1,6 +1,7 @@
 /** Messages between the page and the engine worker. The UI never sees GPU objects, only these. */
 import type { GpuInfo } from '../engine/gpu/device';
 import type { SamplingParams } from '../engine/model/sampling';
+import type { RouterConfig } from '../engine/moe/router';
 import type { SelfTestResult } from '../engine/selftest';
 
 /** Where a model comes from. */
@@ -19,7 +20,9 @@ export type WorkerRequest =
   | { type: 'selftest' }
   | { type: 'load'; source: ModelSource }
   | { type: 'chat'; messages: ChatMessage[]; sampling: SamplingParams; maxNewTokens: number }
-  | { type: 'stop' };
+  | { type: 'stop' }
+  /** New router knobs for the loaded model, used from the next token on. */
+  | { type: 'router'; router: RouterConfig };
 
 /** Routing of a run of consecutive tokens, per MoE layer; arrays are [tokens · k]. */
 export interface RoutingPayload {
@@ -64,6 +67,9 @@ export type WorkerEvent =
   | { type: 'load-progress'; stage: LoadStage; done: number; total: number; detail: string }
   | { type: 'model-ready'; model: ModelSummary; loadMs: number }
   | { type: 'model-error'; message: string }
+  /** The knobs in force (after a load: the checkpoint's own, which are also the defaults). */
+  | { type: 'router'; router: RouterConfig; defaults: RouterConfig }
+  | { type: 'router-error'; message: string }
   /** The prompt as the model saw it (chat template applied); its tokens sit at positions 0 … n−1. */
   | { type: 'prompt'; tokens: TokenPiece[] }
   /** A generated token; it sits at the next position. */
