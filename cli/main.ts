@@ -13,6 +13,7 @@ import { MoeModel } from '../src/engine/model/model';
 import { GREEDY, type SamplingParams } from '../src/engine/model/sampling';
 import { uploadWeights } from '../src/engine/model/weights';
 import { chat } from '../src/engine/session';
+import { benchDecode } from '../bench/decode';
 import { describeGpu, type GpuContext } from '../src/engine/gpu/device';
 import { kernelsFor } from '../src/engine/gpu/kernels';
 import { acquireNodeDevice } from '../src/engine/gpu/node';
@@ -31,6 +32,8 @@ commands:
            [--quant f32|int8|int4] [--group 32|128] [--chat] [--json]
                        continue a prompt (--chat applies the chat template); --json prints
                        {"text", "tokens", "prompt_tokens", "tokens_per_second", ...}
+  bench [--model DIR] [--prefill N] [--decode N] [--out FILE]
+                       prefill and decode tokens/s for f32, int8 and int4 weights, as JSON
   logits [--model DIR] --tokens 1,2,3 --out FILE [--router-logits]
                        write {"logits": [[...] per position]} (and "router_logits") as JSON
 options:
@@ -124,6 +127,16 @@ const commands: Record<string, Command> = {
     await writeFile(args.flags.out, JSON.stringify(out));
     console.log(`wrote ${ids.length} × ${V} logits to ${args.flags.out}`);
     model.destroy();
+    return 0;
+  },
+  async bench(ctx, args) {
+    const dir = typeof args.flags.model === 'string' ? resolve(args.flags.model) : DEMO_MODEL;
+    const ck = await openCheckpoint(await folderSources(dir), ctx.device.limits);
+    const rows = await benchDecode(ctx, ck, [['f32', 32], ['int8', 32], ['int4', 32], ['int4', 128]], numberFlag(args, 'prefill', 128), numberFlag(args, 'decode', 64));
+    const result = { date: new Date().toISOString(), adapter: ctx.info, model: { dir, arch: ck.spec.arch, parameters: ck.parameters }, rows };
+    const text = JSON.stringify(result, null, 1);
+    if (typeof args.flags.out === 'string') await writeFile(args.flags.out, text);
+    console.log(text);
     return 0;
   },
   async selftest(ctx, args) {
