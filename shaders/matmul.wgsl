@@ -8,11 +8,7 @@ struct Params { M: u32, N: u32, K: u32, has_bias: u32, alpha: f32, _a: u32, _b: 
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 
-const BM = 64u;
-const BN = 64u;
-const BK = 16u;
-var<workgroup> As: array<f32, 1024>; // [BK][BM], k-major so a thread's 4 rows are adjacent
-var<workgroup> Bs: array<f32, 1024>; // [BK][BN]
+#include "matmul_tile.wgsl"
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
@@ -36,17 +32,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
       Bs[kk * BN + r] = b;
     }
     workgroupBarrier();
-    for (var kk = 0u; kk < BK; kk++) {
-      let av = vec4<f32>(As[kk * BM + lid.y * 4u], As[kk * BM + lid.y * 4u + 1u],
-                         As[kk * BM + lid.y * 4u + 2u], As[kk * BM + lid.y * 4u + 3u]);
-      let bv = vec4<f32>(Bs[kk * BN + lid.x * 4u], Bs[kk * BN + lid.x * 4u + 1u],
-                         Bs[kk * BN + lid.x * 4u + 2u], Bs[kk * BN + lid.x * 4u + 3u]);
-      for (var i = 0u; i < 4u; i++) {
-        for (var j = 0u; j < 4u; j++) {
-          acc[i * 4u + j] = fma(av[i], bv[j], acc[i * 4u + j]);
-        }
-      }
-    }
+    tile_mac(&acc, lid.y, lid.x);
     workgroupBarrier();
   }
   for (var i = 0u; i < 4u; i++) {

@@ -11,11 +11,7 @@ struct Params { N: u32, K: u32, topk: u32, max_tiles: u32 }
 #include "wload_${WFMT}.wgsl"
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 
-const BM = 64u;
-const BN = 64u;
-const BK = 16u;
-var<workgroup> As: array<f32, 1024>;
-var<workgroup> Bs: array<f32, 1024>;
+#include "matmul_tile.wgsl"
 
 fn a_row(r: u32) -> u32 {
   if (${GATHER}u == 1u) { return sorted[r] / p.topk; }
@@ -51,15 +47,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
       Bs[kk * BN + r] = bv;
     }
     workgroupBarrier();
-    for (var kk = 0u; kk < BK; kk++) {
-      let av = vec4<f32>(As[kk * BM + lid.y * 4u], As[kk * BM + lid.y * 4u + 1u],
-                         As[kk * BM + lid.y * 4u + 2u], As[kk * BM + lid.y * 4u + 3u]);
-      let bv = vec4<f32>(Bs[kk * BN + lid.x * 4u], Bs[kk * BN + lid.x * 4u + 1u],
-                         Bs[kk * BN + lid.x * 4u + 2u], Bs[kk * BN + lid.x * 4u + 3u]);
-      for (var i = 0u; i < 4u; i++) {
-        for (var j = 0u; j < 4u; j++) { acc[i * 4u + j] = fma(av[i], bv[j], acc[i * 4u + j]); }
-      }
-    }
+    tile_mac(&acc, lid.y, lid.x);
     workgroupBarrier();
   }
   for (var i = 0u; i < 4u; i++) {

@@ -1,6 +1,7 @@
 /** Messages between the page and the engine worker. The UI never sees GPU objects, only these. */
 import type { GpuInfo } from '../engine/gpu/device';
 import type { SamplingParams } from '../engine/model/sampling';
+import type { RoutingRecord } from '../engine/model/model';
 import type { RouterConfig } from '../engine/moe/router';
 import type { SelfTestResult } from '../engine/selftest';
 
@@ -24,16 +25,8 @@ export type WorkerRequest =
   /** New router knobs for the loaded model, used from the next token on. */
   | { type: 'router'; router: RouterConfig };
 
-/** Routing of a run of consecutive tokens, per MoE layer; arrays are [tokens · k]. */
-export interface RoutingPayload {
-  tokens: number;
-  topk: number;
-  numExperts: number;
-  /** Layer index (in the model) of each MoE layer. */
-  layers: number[];
-  experts: Uint32Array[];
-  gates: Float32Array[];
-}
+/** Routing of a run of consecutive tokens, per MoE layer (the engine's record, minus its position). */
+export type RoutingPayload = Omit<RoutingRecord, 'start'>;
 
 export interface ModelSummary {
   name: string;
