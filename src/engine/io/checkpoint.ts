@@ -1,35 +1,93 @@
 /**
  * Opens a checkpoint from its files: config.json → ModelSpec (through the architecture builder),
- * safetensors headers, every weight slot checked against the config, and the tokenizer if present.
- * Nothing is uploaded here; model/weights.ts does that once this has succeeded.
+ * the safetensors headers, every weight slot's sources checked against the config (presence and
+ * shape), and the tokenizer when there is one. No tensor data is read here: model/weights.ts loads
+ * and uploads once this has succeeded, so a bad checkpoint fails before anything is half-loaded.
  */
 import { builderFor } from '../model/arch';
 import type { ModelSpec, TensorReader, WeightSlot } from '../model/spec';
 import { validateSlots } from '../model/weights';
 import { SafetensorsCheckpoint } from './safetensors';
-import { readJson, readText, type ByteSource } from './source';
+import { baseName, readJsonObject, readText, type ByteSource } from './source';
 import { HfTokenizer } from './tokenizer';
 
 export interface OpenCheckpoint {
   spec: ModelSpec;
   slots: WeightSlot[];
   reader: TensorReader;
+  /** The same reader, with file-level detail (tensor dtypes and offsets, metadata). */
+  checkpoint: SafetensorsCheckpoint;
   tokenizer: HfTokenizer | null;
+  /** config.json as read. */
+  config: Record<string, unknown>;
   /** Parameters the slots hold. */
   parameters: number;
 }
 
-export async function openCheckpoint(files: ByteSource[], limits: { maxStorageBufferBindingSize: number }): Promise<OpenCheckpoint> {
-  const byName = new Map(files.map((f) => [f.name, f]));
+export interface OpenCheckpointOptions {
+  /** Also refuse slots too big for the adapter as f32 (model/weights.ts's check). */
+  limits?: { maxStorageBufferBindingSize: number };
+  /** Check each tensor for NaN/Inf as it is read (default true). */
+  checkFinite?: boolean;
+}
+
+const fmt = (s: number[]) => `[${s.join(', ')}]`;
+
+/**
+ * Every slot's source tensors present with the shape the config implies; throws one error listing
+ * the problems (up to 8), each naming the tensor, the slot, the expected and the found shape.
+ */
+export function checkSlotSources(arch: string, slots: WeightSlot[], reader: TensorReader): void {
+  const problems: string[] = [];
+  let count = 0;
+  for (const slot of slots) {
+    for (const src of slot.sources) {
+      let why: string | null = null;
+      if (!reader.has(src.name)) why = `tensor "${src.name}" is missing (slot ${slot.name}, expected shape ${fmt(src.shape)})`;
+      else {
+        const got = reader.shape(src.name);
+        if (got.length !== src.shape.length || got.some((d, i) => d !== src.shape[i])) {
+          why = `tensor "${src.name}" has shape ${fmt(got)} but the ${arch} config implies ${fmt(src.shape)} (slot ${slot.name})`;
+        }
+      }
+      if (why !== null && count++ < 8) problems.push(why);
+    }
+  }
+  if (count === 0) return;
+  const more = count > problems.length ? `\n  … and ${count - problems.length} more` : '';
+  throw new Error(`The checkpoint does not match its config.json (${count} problem${count > 1 ? 's' : ''}):\n  ${problems.join('\n  ')}${more}`);
+}
+
+/** eos_token_id of generation_config.json (what transformers' generate() stops on), or []. */
+async function generationEos(file: ByteSource | undefined): Promise<number[]> {
+  if (!file) return [];
+  const g = await readJsonObject(file);
+  const v = g.eos_token_id;
+  if (Number.isInteger(v)) return [v as number];
+  if (Array.isArray(v) && v.every((x) => Number.isInteger(x))) return v as number[];
+  return [];
+}
+
+/**
+ * `files`: config.json, model.safetensors or model.safetensors.index.json + its shards, and
+ * optionally tokenizer.json, tokenizer_config.json, chat_template.jinja, generation_config.json.
+ */
+export async function openCheckpoint(files: ByteSource[], opts: OpenCheckpointOptions | { maxStorageBufferBindingSize: number } = {}): Promise<OpenCheckpoint> {
+  const o: OpenCheckpointOptions = 'maxStorageBufferBindingSize' in opts ? { limits: opts } : opts;
+  const byName = new Map(files.map((f) => [baseName(f.name), f]));
+  const found = [...byName.keys()].join(', ') || 'none';
   const configFile = byName.get('config.json');
-  if (!configFile) throw new Error(`No config.json among the model files (got: ${[...byName.keys()].join(', ') || 'none'})`);
-  const config = await readJson(configFile);
-  if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new Error('config.json is not a JSON object');
-  const builder = builderFor(config as Record<string, unknown>);
-  const spec = builder.parseConfig(config as Record<string, unknown>);
-  const reader = await SafetensorsCheckpoint.open(files);
+  if (!configFile) throw new Error(`No config.json among the model files (found: ${found})`);
+  const config = await readJsonObject(configFile);
+  const builder = builderFor(config);
+  const spec = builder.parseConfig(config);
+  const extraEos = await generationEos(byName.get('generation_config.json'));
+  spec.eosTokenIds = [...new Set([...spec.eosTokenIds, ...extraEos])];
+
+  const reader = await SafetensorsCheckpoint.open(files, { checkFinite: o.checkFinite ?? true });
   const slots = builder.weightSlots(spec, reader);
-  validateSlots(slots, reader, limits);
+  checkSlotSources(spec.arch, slots, reader);
+  if (o.limits) validateSlots(slots, reader, o.limits);
 
   let tokenizer: HfTokenizer | null = null;
   const tj = byName.get('tokenizer.json');
@@ -38,13 +96,13 @@ export async function openCheckpoint(files: ByteSource[], limits: { maxStorageBu
     const jinja = byName.get('chat_template.jinja');
     tokenizer = new HfTokenizer(
       {
-        tokenizerJson: await readJson(tj),
-        tokenizerConfig: tc ? ((await readJson(tc)) as Record<string, unknown>) : null,
+        tokenizerJson: await readJsonObject(tj),
+        tokenizerConfig: tc ? await readJsonObject(tc) : null,
         chatTemplate: jinja ? await readText(jinja) : null,
       },
       spec.eosTokenIds,
     );
   }
   const parameters = slots.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
-  return { spec, slots, reader, tokenizer, parameters };
+  return { spec, slots, reader, checkpoint: reader, tokenizer, config, parameters };
 }

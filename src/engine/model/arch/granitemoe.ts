@@ -1,29 +1,48 @@
 /**
- * GraniteMoE: scalars on the embedding, attention logits, residual branches and final logits;
- * experts already stacked (input_linear [E, 2I, H], gate half first; output_linear [E, H, I]);
- * top-k over router logits then softmax over those k (= softmax, top-k, renormalise).
+ * GraniteMoE, after transformers' modeling_granitemoe.py: embeddings × embedding_multiplier,
+ * attention scale = attention_multiplier (not 1/√d), residual branches × residual_multiplier,
+ * logits ÷ logits_scaling; router = top-k of the logits then softmax over those k (the same as
+ * softmax → top-k → renormalise). Experts come stacked: hub checkpoints have
+ * `block_sparse_moe.input_linear.weight` [E, 2I, H] (first I rows = gate, the SiLU'd half; then up),
+ * `block_sparse_moe.output_linear.weight` [E, H, I] and `block_sparse_moe.router.layer.weight` [E, H];
+ * transformers 5 renames these (same layout) to `block_sparse_moe.experts.gate_up_proj`,
+ * `block_sparse_moe.experts.down_proj` and `block_sparse_moe.router.weight`.
  */
+import * as v from 'valibot';
 import { layerSlot, type ArchBuilder, type ModelSpec } from '../spec';
-import { attentionSlots, attentionSpec, ConfigReader, expertSlots, fusedExperts, globalSlots, single } from './common';
+import { aliasedInt, attentionSlots, attentionSpec, baseEntries, bool, checkTopK, fusedExperts, globalSlots, int, num, parseWith, single } from './common';
+
+const schema = v.looseObject({
+  ...baseEntries({ rmsNormEps: 1e-6, maxPositions: 2048, bos: 1, eos: 2 }),
+  num_experts_per_tok: v.nullish(int(), 2),
+  intermediate_size: int(),
+  attention_bias: v.nullish(bool(), false),
+  embedding_multiplier: v.nullish(num(), 1),
+  attention_multiplier: v.nullish(num(), 1),
+  residual_multiplier: v.nullish(num(), 1),
+  logits_scaling: v.nullish(num(true), 1),
+});
 
 export const graniteMoe: ArchBuilder = {
   arch: 'granitemoe',
   parseConfig(config) {
-    const c = new ConfigReader(config, 'granitemoe');
-    const base = attentionSpec(c);
-    const bias = c.bool('attention_bias', false);
+    const arch = 'granitemoe';
+    const c = parseWith(arch, schema, config);
+    const base = attentionSpec(arch, c, config, { defaultTheta: 10000, defaultKvHeads: null });
+    const numExperts = aliasedInt(arch, config, ['num_local_experts', 'num_experts']);
+    checkTopK(arch, c.num_experts_per_tok, numExperts);
     return {
-      arch: 'granitemoe',
+      arch,
       ...base,
-      qkvBias: bias,
-      oBias: bias,
+      qkvBias: c.attention_bias,
+      oBias: c.attention_bias,
       qkNorm: 'none',
-      embeddingMultiplier: c.num('embedding_multiplier', 1),
-      residualMultiplier: c.num('residual_multiplier', 1),
-      attentionScale: c.num('attention_multiplier', 1),
-      logitsDivisor: c.num('logits_scaling', 1),
-      denseIntermediateSize: c.int('intermediate_size'),
-      moe: { numExperts: c.intAny(['num_local_experts', 'num_experts']), topK: c.int('num_experts_per_tok'), normTopkProb: true, intermediateSize: c.int('intermediate_size'), sharedExpert: null },
+      embeddingMultiplier: c.embedding_multiplier,
+      residualMultiplier: c.residual_multiplier,
+      attentionScale: c.attention_multiplier,
+      logitsDivisor: c.logits_scaling,
+      denseIntermediateSize: c.intermediate_size,
+      moe: { numExperts, topK: c.num_experts_per_tok, normTopkProb: true, intermediateSize: c.intermediate_size, sharedExpert: null },
       layers: Array.from({ length: base.numLayers }, () => ({ mlp: 'moe' as const })),
     } satisfies ModelSpec;
   },
@@ -31,17 +50,12 @@ export const graniteMoe: ArchBuilder = {
     const out = globalSlots(s);
     const H = s.hiddenSize, I = s.moe.intermediateSize, E = s.moe.numExperts;
     s.layers.forEach((_, l) => {
-      const p = `model.layers.${l}`;
+      const m = `model.layers.${l}.block_sparse_moe`;
       out.push(...attentionSlots(s, l));
-      if (reader.has(`${p}.mlp.gate.weight`)) {
-        out.push(single(layerSlot(l, 'router'), `${p}.mlp.gate.weight`, [E, H]));
-        out.push(...expertSlots(l, `${p}.mlp`, E, H, I, reader));
-        return;
-      }
-      const m = `${p}.block_sparse_moe`;
-      out.push(single(layerSlot(l, 'router'), `${m}.router.layer.weight`, [E, H]));
-      out.push(fusedExperts(layerSlot(l, 'experts.gate_up'), `${m}.input_linear.weight`, [E, 2 * I, H], reader));
-      out.push(fusedExperts(layerSlot(l, 'experts.down'), `${m}.output_linear.weight`, [E, H, I], reader));
+      const fused = reader.has(`${m}.experts.gate_up_proj`);
+      out.push(single(layerSlot(l, 'router'), fused ? `${m}.router.weight` : `${m}.router.layer.weight`, [E, H]));
+      out.push(fusedExperts(layerSlot(l, 'experts.gate_up'), fused ? `${m}.experts.gate_up_proj` : `${m}.input_linear.weight`, [E, 2 * I, H], reader));
+      out.push(fusedExperts(layerSlot(l, 'experts.down'), fused ? `${m}.experts.down_proj` : `${m}.output_linear.weight`, [E, H, I], reader));
     });
     return out;
   },

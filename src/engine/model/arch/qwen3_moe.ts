@@ -1,32 +1,48 @@
-/** Qwen3-MoE: per-head q/k RMSNorm, head_dim of its own, no shared expert. */
-import { layerSlot, type ArchBuilder, type ModelSpec } from '../spec';
-import { attentionSlots, attentionSpec, ConfigReader, expertSlots, globalSlots, mlpSlots, neutral, refuseSlidingWindow, single } from './common';
-import { sparseLayers } from './qwen2_moe';
+/**
+ * Qwen3-MoE, after transformers' modeling_qwen3_moe.py: per-head q/k RMSNorm (over head_dim,
+ * before RoPE), head_dim its own key, biases on q/k/v/o iff attention_bias, no shared expert;
+ * routing and the sparse-layer rule as Qwen2-MoE.
+ */
+import * as v from 'valibot';
+import { ConfigError, layerSlot, type ArchBuilder, type ModelSpec } from '../spec';
+import { aliasedInt, attentionSlots, attentionSpec, baseEntries, bool, capToWindow, checkTopK, expertSlots, globalSlots, int, intList, mlpSlots, neutral, parseWith, projNames, single, sparseLayers } from './common';
+
+const schema = v.looseObject({
+  ...baseEntries({ rmsNormEps: 1e-6, maxPositions: 32768, bos: null, eos: null }),
+  num_experts_per_tok: v.nullish(int(), 8),
+  moe_intermediate_size: int(),
+  intermediate_size: v.nullish(int()),
+  decoder_sparse_step: v.nullish(int(), 1),
+  mlp_only_layers: v.nullish(intList(), []),
+  norm_topk_prob: v.nullish(bool(), false),
+  attention_bias: v.nullish(bool(), false),
+  use_sliding_window: v.nullish(bool(), false),
+  sliding_window: v.nullish(int(0), 4096),
+});
 
 export const qwen3Moe: ArchBuilder = {
   arch: 'qwen3_moe',
   parseConfig(config) {
-    const c = new ConfigReader(config, 'qwen3_moe');
-    refuseSlidingWindow(c, 'qwen3_moe');
-    const base = attentionSpec(c);
-    const numExperts = c.intAny(['num_experts', 'num_local_experts']);
-    const bias = c.bool('attention_bias', false);
+    const arch = 'qwen3_moe';
+    const c = parseWith(arch, schema, config);
+    const base = attentionSpec(arch, c, config, { defaultTheta: 10000, defaultKvHeads: 4 });
+    // transformers 5 writes num_local_experts (num_experts is its alias); 4.x wrote num_experts.
+    const numExperts = aliasedInt(arch, config, ['num_experts', 'num_local_experts'], 0);
+    checkTopK(arch, c.num_experts_per_tok, numExperts);
+    const layers = sparseLayers(base.numLayers, numExperts, c.decoder_sparse_step, c.mlp_only_layers);
+    if (layers.some((l) => l.mlp === 'dense') && c.intermediate_size == null) throw new ConfigError(`${arch} config.json is missing "intermediate_size" (the width of its dense MLP layers)`);
     return {
-      arch: 'qwen3_moe',
+      arch,
       ...base,
       ...neutral,
-      qkvBias: bias,
-      oBias: bias,
+      // HF: sliding_window applies to every layer when use_sliding_window, else none.
+      maxPositions: capToWindow(base.maxPositions, c.use_sliding_window ? c.sliding_window : null),
+      qkvBias: c.attention_bias,
+      oBias: c.attention_bias,
       qkNorm: 'head',
-      denseIntermediateSize: c.int('intermediate_size'),
-      moe: {
-        numExperts,
-        topK: c.int('num_experts_per_tok'),
-        normTopkProb: c.bool('norm_topk_prob', false),
-        intermediateSize: c.int('moe_intermediate_size'),
-        sharedExpert: null,
-      },
-      layers: sparseLayers(c, base.numLayers, numExperts),
+      denseIntermediateSize: c.intermediate_size ?? 0,
+      moe: { numExperts, topK: c.num_experts_per_tok, normTopkProb: c.norm_topk_prob, intermediateSize: c.moe_intermediate_size, sharedExpert: null },
+      layers,
     } satisfies ModelSpec;
   },
   weightSlots(s, reader) {
@@ -40,7 +56,7 @@ export const qwen3Moe: ArchBuilder = {
         return;
       }
       out.push(single(layerSlot(l, 'router'), `${p}.mlp.gate.weight`, [s.moe.numExperts, H]));
-      out.push(...expertSlots(l, `${p}.mlp`, s.moe.numExperts, H, s.moe.intermediateSize, reader));
+      out.push(...expertSlots(l, s.moe.numExperts, H, s.moe.intermediateSize, reader, `${p}.mlp.experts`, projNames(`${p}.mlp`)));
     });
     return out;
   },
