@@ -1,6 +1,6 @@
 /** The loaded model and the load in progress. Fed by worker events. */
 import { create } from 'zustand';
-import type { LoadStage, ModelSource, ModelSummary } from '../worker/protocol';
+import type { LoadStage, ModelSource, ModelSummary, WeightChoice } from '../worker/protocol';
 
 export interface ModelState {
   source: ModelSource | null;
@@ -9,6 +9,8 @@ export interface ModelState {
   model: ModelSummary | null;
   loadMs: number | null;
   error: string | null;
+  /** Storage for the next load. */
+  weights: WeightChoice;
 }
 
 export const useModelStore = create<ModelState>()(() => ({
@@ -18,4 +20,5 @@ export const useModelStore = create<ModelState>()(() => ({
   model: null,
   loadMs: null,
   error: null,
+  weights: { format: 'f32', group: 32 },
 }));

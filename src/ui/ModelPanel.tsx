@@ -6,7 +6,7 @@ const MiB = 2 ** 20;
 
 /** Which model is loaded, loading progress, and the ways to load another. */
 export function ModelPanel({ engine }: { engine: EngineActions }) {
-  const { status, progress, model, error, loadMs } = useModelStore();
+  const { status, progress, model, error, loadMs, weights } = useModelStore();
   const [url, setUrl] = useState('');
   const [dragging, setDragging] = useState(false);
   const onDrop = (e: DragEvent) => {
@@ -41,7 +41,8 @@ export function ModelPanel({ engine }: { engine: EngineActions }) {
           </dd>
           <dt>Size</dt>
           <dd>
-            {(model.parameters / 1e6).toFixed(2)} M parameters · {(model.gpuBytes / MiB).toFixed(1)} MiB on the GPU · context {model.contextLength}
+            {(model.parameters / 1e6).toFixed(2)} M parameters · {(model.gpuBytes / MiB).toFixed(1)} MiB on the GPU
+            {model.weights.format !== 'f32' ? ` (${model.weights.format}, group ${model.weights.group})` : ' (f32)'} · context {model.contextLength}
           </dd>
           {loadMs !== null && (
             <>
@@ -74,6 +75,23 @@ export function ModelPanel({ engine }: { engine: EngineActions }) {
         </div>
       )}
       <div className="load-row">
+        <label className="small">
+          weights{' '}
+          <select
+            data-testid="weight-format"
+            value={`${weights.format}:${weights.group}`}
+            onChange={(e) => {
+              const [format, group] = e.target.value.split(':') as ['f32' | 'int8' | 'int4', string];
+              useModelStore.setState({ weights: { format, group: group === '128' ? 128 : 32 } });
+            }}
+          >
+            <option value="f32:32">f32</option>
+            <option value="int8:32">int8 (group 32)</option>
+            <option value="int8:128">int8 (group 128)</option>
+            <option value="int4:32">int4 (group 32)</option>
+            <option value="int4:128">int4 (group 128)</option>
+          </select>
+        </label>
         <button onClick={() => engine.load({ kind: 'demo' })} disabled={status === 'loading'}>
           Built-in demo
         </button>

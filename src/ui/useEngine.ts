@@ -25,7 +25,7 @@ function route(e: WorkerEvent, client: EngineClient): void {
     case 'gpu-ready':
       useEngineStore.getState().apply(e);
       client.send({ type: 'selftest' });
-      client.send({ type: 'load', source: useModelStore.getState().source ?? { kind: 'demo' } });
+      client.send({ type: 'load', source: useModelStore.getState().source ?? { kind: 'demo' }, weights: useModelStore.getState().weights });
       useModelStore.setState({ status: 'loading', error: null, source: useModelStore.getState().source ?? { kind: 'demo' } });
       return;
     case 'load-progress':
@@ -115,7 +115,7 @@ export function useEngine(): EngineActions {
     () => ({
       load(source) {
         useModelStore.setState({ source, status: 'loading', error: null, progress: null });
-        client?.send({ type: 'load', source });
+        client?.send({ type: 'load', source, weights: useModelStore.getState().weights });
       },
       setRouter(patch) {
         const { router } = useRouterStore.getState();

@@ -3,14 +3,14 @@
 import { acquireDevice, browserGpu, type GpuContext, WebGpuUnavailableError } from '../engine/gpu/device';
 import { kernelsFor, type Kernels } from '../engine/gpu/kernels';
 import { openCheckpoint } from '../engine/io/checkpoint';
-import { blobSource, urlSource, type ByteSource } from '../engine/io/source';
+import { blobSource, fetchBytes, memorySource, type ByteSource } from '../engine/io/source';
 import type { HfTokenizer } from '../engine/io/tokenizer';
 import { MoeModel, type RoutingRecord } from '../engine/model/model';
 import { defaultRouter } from '../engine/moe/router';
 import { uploadWeights, destroyWeights } from '../engine/model/weights';
 import { runSelfTest } from '../engine/selftest';
 import { chat } from '../engine/session';
-import type { ModelSource, ModelSummary, RoutingPayload, WorkerEvent, WorkerRequest } from './protocol';
+import type { ModelSource, ModelSummary, RoutingPayload, WeightChoice, WorkerEvent, WorkerRequest } from './protocol';
 
 const scope = self as unknown as DedicatedWorkerGlobalScope;
 const post = (e: WorkerEvent, transfer: Transferable[] = []) => scope.postMessage(e, transfer);
@@ -64,15 +64,16 @@ async function sourcesFor(source: ModelSource): Promise<{ name: string; files: B
   for (const n of names) {
     const optional = n.startsWith('tokenizer');
     try {
-      files.push(await urlSource(`${base}${n}`, progress(n)));
+      files.push(memorySource(n, await fetchBytes(`${base}${n}`, progress(n))));
     } catch (e) {
       if (!optional) throw new Error(`Could not download ${base}${n}: ${e instanceof Error ? e.message : String(e)}`);
+      console.warn(`No ${n} at ${base} (${e instanceof Error ? e.message : String(e)}): running without it`);
     }
   }
   return { name: source.kind === 'demo' ? 'Built-in demo (qwen2_moe, 16 experts, top-2)' : base, files };
 }
 
-async function load(source: ModelSource): Promise<void> {
+async function load(source: ModelSource, choice: WeightChoice): Promise<void> {
   if (!gpu) throw new Error('No GPU device: loading a model needs WebGPU.');
   running?.abort();
   const t0 = performance.now();
@@ -80,6 +81,8 @@ async function load(source: ModelSource): Promise<void> {
   post({ type: 'load-progress', stage: 'parse', done: 0, total: 1, detail: 'reading headers and config' });
   const ck = await openCheckpoint(files, gpu.ctx.device.limits);
   const weights = await uploadWeights(gpu.ctx.device, ck.spec, ck.slots, ck.reader, {
+    format: choice.format,
+    group: choice.group,
     onProgress: (done, total, slot) => post({ type: 'load-progress', stage: 'upload', done, total, detail: slot }),
   });
   // Only now, with the new model complete, does the old one go: a failed load keeps it.
@@ -101,6 +104,7 @@ async function load(source: ModelSource): Promise<void> {
     contextLength: model.contextLength,
     parameters: ck.parameters,
     gpuBytes: weights.bytes,
+    weights: choice,
     hasTokenizer: ck.tokenizer !== null,
     hasChatTemplate: ck.tokenizer?.hasChatTemplate ?? false,
   };
@@ -144,7 +148,7 @@ async function handle(req: WorkerRequest): Promise<void> {
       return;
     case 'load':
       try {
-        await load(req.source);
+        await load(req.source, req.weights);
       } catch (e) {
         post({ type: 'model-error', message: e instanceof Error ? e.message : String(e) });
       }

@@ -3,6 +3,7 @@ import type { GpuInfo } from '../engine/gpu/device';
 import type { SamplingParams } from '../engine/model/sampling';
 import type { RoutingRecord } from '../engine/model/model';
 import type { RouterConfig } from '../engine/moe/router';
+import type { WeightFormat } from '../engine/quant/pack';
 import type { SelfTestResult } from '../engine/selftest';
 
 /** Where a model comes from. */
@@ -10,6 +11,13 @@ export type ModelSource =
   | { kind: 'demo' }
   | { kind: 'url'; url: string }
   | { kind: 'files'; files: File[] };
+
+/** How attention and expert matrices are stored on the GPU. */
+export interface WeightChoice {
+  format: WeightFormat;
+  /** Group size for int8/int4. */
+  group: 32 | 128;
+}
 
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant';
@@ -19,7 +27,7 @@ export interface ChatMessage {
 export type WorkerRequest =
   | { type: 'init' }
   | { type: 'selftest' }
-  | { type: 'load'; source: ModelSource }
+  | { type: 'load'; source: ModelSource; weights: WeightChoice }
   | { type: 'chat'; messages: ChatMessage[]; sampling: SamplingParams; maxNewTokens: number }
   | { type: 'stop' }
   /** New router knobs for the loaded model, used from the next token on. */
@@ -40,6 +48,7 @@ export interface ModelSummary {
   contextLength: number;
   parameters: number;
   gpuBytes: number;
+  weights: WeightChoice;
   hasTokenizer: boolean;
   hasChatTemplate: boolean;
 }

@@ -62,3 +62,12 @@ test('a broken model URL is reported and the demo model stays usable', async ({ 
   await ask(page, 'What is 3 + 4?');
   await expect(page.getByTestId('msg-assistant').last()).toContainText('3 + 4 =');
 });
+
+test('the demo model reloads with int4 weights and still answers', async ({ page }) => {
+  await openWithDemo(page);
+  await page.getByTestId('weight-format').selectOption('int4:32');
+  await page.getByRole('button', { name: 'Built-in demo' }).click();
+  await expect(page.getByTestId('model-summary')).toContainText('int4, group 32', { timeout: 120_000 });
+  await ask(page, 'What is 12 + 30?');
+  await expect(page.getByTestId('msg-assistant').last()).toContainText('12 + 30 =');
+});
