@@ -1,6 +1,7 @@
 /**
- * tokenizer.json through @huggingface/tokenizers and the chat template through @huggingface/jinja
- * (from tokenizer_config.json's chat_template, or a chat_template.jinja file beside it).
+ * tokenizer.json through @huggingface/tokenizers, and the chat template through @huggingface/jinja
+ * (from a chat_template.jinja file, which wins as in transformers, or tokenizer_config.json's
+ * chat_template: a string, or a list of {name, template} from which "default" is taken).
  */
 import { Template } from '@huggingface/jinja';
 import { Tokenizer } from '@huggingface/tokenizers';
@@ -12,6 +13,19 @@ export interface TokenizerFiles {
   chatTemplate: string | null;
 }
 
+/** A chat message as templates see it (role and content, plus whatever else a template reads). */
+export interface ChatMessage {
+  role: string;
+  content: string;
+}
+
+export interface ChatTemplateOptions {
+  /** End with the assistant's turn opener (default true). */
+  addGenerationPrompt?: boolean;
+  /** More template variables (tools, documents, enable_thinking, …). */
+  extra?: Record<string, unknown>;
+}
+
 /** Special-token fields in tokenizer_config may be strings or {content: string} objects. */
 function tokenText(v: unknown): string | null {
   if (typeof v === 'string') return v;
@@ -19,28 +33,52 @@ function tokenText(v: unknown): string | null {
   return null;
 }
 
+/** tokenizer_config.json's chat_template: a string, or [{name, template}, …] (older multi-template form). */
+export function templateFromConfig(v: unknown): string | null {
+  if (typeof v === 'string') return v;
+  if (Array.isArray(v)) {
+    const entries = v.filter((t): t is { name: string; template: string } => !!t && typeof t === 'object' && typeof (t as { template?: unknown }).template === 'string');
+    return (entries.find((t) => t.name === 'default') ?? (entries.length === 1 ? entries[0] : undefined))?.template ?? null;
+  }
+  return null;
+}
+
+const SPECIAL_KEYS = ['bos_token', 'eos_token', 'unk_token', 'pad_token', 'sep_token', 'cls_token', 'mask_token'] as const;
+
 export class HfTokenizer implements SessionTokenizer {
   private readonly tok: Tokenizer;
   private readonly template: Template | null;
+  /** bos_token, eos_token, … as the template sees them (only those the config sets). */
+  readonly specialTokens: Readonly<Record<string, string>>;
   readonly eosTokenIds: number[];
   readonly bosToken: string | null;
   readonly eosToken: string | null;
+  readonly bosTokenId: number | null;
 
-  constructor(files: TokenizerFiles, modelEosIds: number[]) {
+  /** `modelEosIds`: eos_token_id of config.json / generation_config.json, merged with the tokenizer's eos_token. */
+  constructor(files: TokenizerFiles, modelEosIds: number[] = []) {
     const cfg = files.tokenizerConfig ?? {};
+    if (typeof files.tokenizerJson !== 'object' || files.tokenizerJson === null || Array.isArray(files.tokenizerJson)) throw new Error('tokenizer.json is not a JSON object');
     try {
-      this.tok = new Tokenizer(files.tokenizerJson as object, cfg);
+      this.tok = new Tokenizer(files.tokenizerJson, cfg);
     } catch (e) {
       throw new Error(`tokenizer.json could not be loaded: ${e instanceof Error ? e.message : String(e)}`);
     }
-    const source = files.chatTemplate ?? (typeof cfg.chat_template === 'string' ? cfg.chat_template : null);
+    const source = files.chatTemplate ?? templateFromConfig(cfg.chat_template);
     try {
       this.template = source ? new Template(source) : null;
     } catch (e) {
       throw new Error(`The chat template does not parse: ${e instanceof Error ? e.message : String(e)}`);
     }
-    this.bosToken = tokenText(cfg.bos_token);
-    this.eosToken = tokenText(cfg.eos_token);
+    const special: Record<string, string> = {};
+    for (const k of SPECIAL_KEYS) {
+      const t = tokenText(cfg[k]);
+      if (t !== null) special[k] = t;
+    }
+    this.specialTokens = special;
+    this.bosToken = special.bos_token ?? null;
+    this.eosToken = special.eos_token ?? null;
+    this.bosTokenId = this.bosToken !== null ? (this.tok.token_to_id(this.bosToken) ?? null) : null;
     const eos = this.eosToken !== null ? this.tok.token_to_id(this.eosToken) : undefined;
     this.eosTokenIds = [...new Set([...modelEosIds, ...(eos !== undefined ? [eos] : [])])];
   }
@@ -49,21 +87,90 @@ export class HfTokenizer implements SessionTokenizer {
     return this.template !== null;
   }
 
-  encode(text: string): number[] {
-    return this.tok.encode(text, { add_special_tokens: false }).ids;
+  /** Ids of `text`; special tokens (BOS, …) only when asked, as in a chat-templated prompt. */
+  encode(text: string, opts: { addSpecialTokens?: boolean } = {}): number[] {
+    return this.tok.encode(text, { add_special_tokens: opts.addSpecialTokens ?? false }).ids;
   }
 
-  decode(ids: number[]): string {
-    return this.tok.decode(ids, { skip_special_tokens: false });
+  decode(ids: number[], opts: { skipSpecialTokens?: boolean } = {}): string {
+    if (ids.length === 0) return ''; // the library refuses an empty list
+    return this.tok.decode(ids, { skip_special_tokens: opts.skipSpecialTokens ?? false });
   }
 
-  /** The conversation rendered by the chat template (plain "role: text" lines when there is none). */
+  tokenToId(token: string): number | undefined {
+    return this.tok.token_to_id(token);
+  }
+
+  idToToken(id: number): string | undefined {
+    return this.tok.id_to_token(id);
+  }
+
+  /** A decoder for generated ids, one at a time (see TokenStream). */
+  stream(opts: { skipSpecialTokens?: boolean } = {}): TokenStream {
+    return new TokenStream((ids) => this.decode(ids, opts));
+  }
+
+  /**
+   * The conversation rendered by the chat template, as transformers' apply_chat_template does
+   * (special tokens as variables, no special tokens added when encoding), with its ids. Without a
+   * template: "role: content" lines and a trailing "assistant:".
+   */
+  applyChatTemplate(messages: readonly ChatMessage[], opts: ChatTemplateOptions = {}): { text: string; ids: number[] } {
+    const addGenerationPrompt = opts.addGenerationPrompt ?? true;
+    let text: string;
+    if (!this.template) {
+      text = messages.map((m) => `${m.role}: ${m.content}`).join('\n') + (addGenerationPrompt ? '\nassistant:' : '');
+    } else {
+      try {
+        text = this.template.render({ ...this.specialTokens, ...opts.extra, messages, add_generation_prompt: addGenerationPrompt });
+      } catch (e) {
+        throw new Error(`The chat template failed: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+    return { text, ids: this.encode(text) };
+  }
+
   renderChat(messages: ChatTurn[]): string {
-    if (!this.template) return `${messages.map((m) => `${m.role}: ${m.content}`).join('\n')}\nassistant:`;
-    return this.template.render({ messages, add_generation_prompt: true, bos_token: this.bosToken ?? '', eos_token: this.eosToken ?? '' });
+    return this.applyChatTemplate(messages).text;
   }
 
   chatIds(messages: ChatTurn[]): number[] {
-    return this.encode(this.renderChat(messages));
+    return this.applyChatTemplate(messages).ids;
+  }
+}
+
+/**
+ * Streaming decode of generated ids: push one id, get the text it adds. Byte-level BPE and
+ * byte-fallback pieces can end inside a UTF-8 character, and some decoders change the text around
+ * a join (leading-space rules), so it decodes a short window of ids — from the last point where
+ * text was emitted — and emits only the new suffix once it no longer ends in U+FFFD (the
+ * transformers / text-generation-inference method; linear in the length, not quadratic).
+ */
+export class TokenStream {
+  private ids: number[] = [];
+  /** ids[prefix..read) decode to text already emitted. */
+  private prefix = 0;
+  private read = 0;
+
+  constructor(private readonly decode: (ids: number[]) => string) {}
+
+  push(id: number): string {
+    this.ids.push(id);
+    const before = this.decode(this.ids.slice(this.prefix, this.read));
+    const now = this.decode(this.ids.slice(this.prefix));
+    if (now.length > before.length && !now.endsWith('\uFFFD')) {
+      this.prefix = this.read;
+      this.read = this.ids.length;
+      return now.slice(before.length);
+    }
+    return '';
+  }
+
+  /** Whatever is still held back (an incomplete character at the end of the stream). */
+  flush(): string {
+    const before = this.decode(this.ids.slice(this.prefix, this.read));
+    const now = this.decode(this.ids.slice(this.prefix));
+    this.prefix = this.read = this.ids.length;
+    return now.slice(before.length);
   }
 }
