@@ -9,12 +9,12 @@ plus Python's own standard library that ships with the interpreter):
                (package `wordnet-base`, WordNet 3.0 licence: free to use, copy and distribute)
   chinese      Chinese sayings and Tang/Song poems: /usr/share/games/fortunes/{chinese,tang300,song100}
                (package `fortunes-zh`, GPL-2+)
-  code         Python functions from the standard library: /usr/lib/python3.11/*.py (PSF licence)
+  code         Python functions from the standard library: /usr/lib/python3.11/**/*.py, tests excluded (PSF licence)
   arithmetic   generated: "What is a + b?" → "a + b = c." (also -, ×)
 Each example is one ChatML turn, a user prompt typical of the domain and an assistant answer:
   <|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n{answer}<|im_end|>\n
 Writes .data/demo/{train,val}.jsonl.gz with {"domain", "text"}; seeded and reproducible.
-Usage: python3 tools/demo-model/make_data.py [--out .data/demo] [--per-domain-chars 900000]
+Usage: python3 tools/demo-model/make_data.py [--out .data/demo] [--per-domain-chars 1500000]
 """
 import argparse, ast, glob, gzip, json, os, random, re
 
@@ -70,7 +70,9 @@ def chinese():
 
 def code():
     out = []
-    for path in sorted(glob.glob("/usr/lib/python3.11/*.py")):
+    for path in sorted(glob.glob("/usr/lib/python3.11/**/*.py", recursive=True)):
+        if "/test" in path or "/idlelib/" in path or "site-packages" in path:
+            continue
         try:
             src = open(path, encoding="utf-8").read()
             tree = ast.parse(src)
@@ -87,7 +89,7 @@ def code():
     return out
 
 
-def arithmetic(n=40000):
+def arithmetic(n=80000):
     out = []
     for _ in range(n):
         a, b = random.randint(0, 99), random.randint(0, 99)
@@ -106,7 +108,7 @@ def turn(prompt, answer):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=".data/demo")
-    ap.add_argument("--per-domain-chars", type=int, default=900_000)
+    ap.add_argument("--per-domain-chars", type=int, default=1_500_000)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     random.seed(a.seed)

@@ -34,7 +34,7 @@ w("| code | Python 3.11 standard library functions (`/usr/lib/python3.11/*.py`) 
 w("| arithmetic | generated sums, differences, products of 0–99 | “What is 12 + 30?” |")
 w("")
 w("## Training (`tools/demo-model/train.py`, seed 0, one NVIDIA H100)")
-w(f"AdamW (lr 3e-3, betas 0.9/0.95, weight decay 0.1), 200 warm-up steps then cosine, gradient clipping 1.0, batch 64 × 256 tokens, "
+w(f"AdamW (lr 2e-3, betas 0.9/0.95, weight decay 0.1), 200 warm-up steps then cosine, gradient clipping 1.0, batch 64 × 256 tokens, "
   f"bf16 autocast, loss = cross-entropy + {cfg.get('router_aux_loss_coef')} × HF's load-balancing loss; validation every 200 steps on a held-out 5 %, "
   f"early stop after 3 checks without improvement. Stopped: {log['stop_reason']} after {log['steps']} steps, {log['train_minutes']} min. "
   f"Best validation loss **{log['best_val_loss']}** (nats/token; the best checkpoint is the one shipped).")

@@ -75,7 +75,7 @@ def main():
     ap.add_argument("--vocab", type=int, default=4096)
     ap.add_argument("--seq", type=int, default=256)
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--eval-every", type=int, default=200)
     a = ap.parse_args()
     t0 = time.time()
@@ -96,7 +96,7 @@ def main():
         vocab_size=V, hidden_size=128, intermediate_size=512, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
         max_position_embeddings=1024, moe_intermediate_size=128, shared_expert_intermediate_size=256, num_experts=16,
         num_experts_per_tok=2, norm_topk_prob=True, decoder_sparse_step=1, tie_word_embeddings=True, rope_theta=10000.0,
-        rms_norm_eps=1e-6, output_router_logits=True, router_aux_loss_coef=0.02, bos_token_id=None,
+        rms_norm_eps=1e-6, output_router_logits=True, router_aux_loss_coef=0.05, bos_token_id=None,
         eos_token_id=sid["<|im_end|>"], pad_token_id=sid["<|endoftext|>"], use_sliding_window=False,
     )
     model = AutoModelForCausalLM.from_config(cfg, attn_implementation="sdpa", dtype=torch.float32).to(dev)
