@@ -171,7 +171,9 @@ export async function urlSource(url: string, opts: Progress | UrlSourceOptions =
   const mode = o.mode ?? 'auto';
   if (mode === 'download') return memorySource(name, await fetchBytes(url, o.onProgress, o.signal));
 
-  const probe = await fetch(url, { headers: { Range: `bytes=0-${PROBE_BYTES - 1}` }, signal: o.signal });
+  // no-store: a browser may hold the file compressed in its HTTP cache and answer a Range request
+  // with the whole decoded body under a Content-Range that counts compressed bytes.
+  const probe = await fetch(url, { headers: { Range: `bytes=0-${PROBE_BYTES - 1}` }, signal: o.signal, cache: 'no-store' });
   if (probe.status === 416) {
     // Nothing satisfies the range: an empty file.
     await probe.body?.cancel();
@@ -182,6 +184,10 @@ export async function urlSource(url: string, opts: Progress | UrlSourceOptions =
     await probe.body?.cancel();
     throw httpError(url, probe);
   }
+  const noRanges = async (why: string): Promise<ByteSource> => {
+    if (mode === 'range') throw new Error(`${url}: ${why}`);
+    return memorySource(name, await fetchBytes(url, o.onProgress, o.signal));
+  };
   if (probe.status !== 206) {
     if (mode === 'range') {
       await probe.body?.cancel();
@@ -189,24 +195,23 @@ export async function urlSource(url: string, opts: Progress | UrlSourceOptions =
     }
     return memorySource(name, await bodyWithProgress(url, probe, o.onProgress));
   }
+  const encoding = probe.headers.get('content-encoding');
   const cr = parseContentRange(probe.headers.get('content-range'));
-  let total = cr?.total ?? null;
-  if (cr && cr.start !== 0) {
+  if ((encoding && encoding !== 'identity') || (cr && cr.start !== 0)) {
+    // Ranges of a compressed encoding, or not the bytes asked for: not byte offsets into the file.
     await probe.body?.cancel();
-    throw new Error(`${url}: the server answered a request for bytes 0-${PROBE_BYTES - 1} with bytes ${cr.start}-${cr.end}`);
+    return noRanges(`the server's answer to a Range request cannot be used (${encoding ? `content-encoding ${encoding}` : `bytes ${cr?.start}-${cr?.end}`})`);
   }
+  let total = cr?.total ?? null;
   if (total === null) {
     // Content-Range hidden (cross-origin without Access-Control-Expose-Headers): ask for the length.
-    const head = await fetch(url, { method: 'HEAD', signal: o.signal });
+    const head = await fetch(url, { method: 'HEAD', signal: o.signal, cache: 'no-store' });
     total = head.ok && !head.headers.get('content-encoding') ? contentLength(head) : null;
   }
   const first = await readBody(probe, null, () => {});
-  if (total === null) {
-    if (mode === 'range') throw new Error(`${url}: the server does not say how big the file is (no readable Content-Range or Content-Length)`);
-    return memorySource(name, await fetchBytes(url, o.onProgress, o.signal));
-  }
-  if (first.byteLength !== Math.min(PROBE_BYTES, total)) {
-    throw new Error(`${url}: the server sent ${first.byteLength} bytes for the first ${Math.min(PROBE_BYTES, total)}`);
+  if (total === null) return noRanges('the server does not say how big the file is (no readable Content-Range or Content-Length)');
+  if (first.byteLength !== Math.min(PROBE_BYTES, total) || (cr && cr.end - cr.start + 1 !== first.byteLength)) {
+    return noRanges(`the server sent ${first.byteLength} bytes for the first ${Math.min(PROBE_BYTES, total)} of ${total}`);
   }
   if (total <= PROBE_BYTES) {
     o.onProgress?.(total, total);
@@ -278,12 +283,17 @@ class RangeSource implements ByteSource {
     // One retry: a long download over many requests meets the odd dropped connection.
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
-        const res = await fetch(this.url, { headers: { Range: `bytes=${offset}-${end}` }, signal: this.opts.signal });
+        const res = await fetch(this.url, { headers: { Range: `bytes=${offset}-${end}` }, signal: this.opts.signal, cache: 'no-store' });
         if (res.status !== 206) {
           await res.body?.cancel();
           throw res.ok ? new Error(`${this.url}: the server stopped honouring Range requests (answered ${res.status})`) : httpError(this.url, res);
         }
         const cr = parseContentRange(res.headers.get('content-range'));
+        const enc = res.headers.get('content-encoding');
+        if (enc && enc !== 'identity') {
+          await res.body?.cancel();
+          throw new Error(`${this.url}: the server compressed a range (content-encoding ${enc})`);
+        }
         if (cr && (cr.start !== offset || cr.end !== end)) {
           await res.body?.cancel();
           throw new Error(`${this.url}: asked for bytes ${offset}-${end}, the server sent ${cr.start}-${cr.end}`);
