@@ -1,6 +1,7 @@
 import { useChatStore } from '../state/chatStore';
 import { useEngineStore } from '../state/engineStore';
 import { BalancePanel } from './BalancePanel';
+import { ComparePanel } from './ComparePanel';
 import { ChatPanel } from './ChatPanel';
 import { Heatmap } from './charts/Heatmap';
 import { GpuPanel } from './GpuPanel';
@@ -36,6 +37,7 @@ export function App() {
           <ModelPanel engine={engine} />
           <ChatPanel engine={engine} />
           <TokenInspector />
+          <ComparePanel engine={engine} />
         </div>
         <div className="col">
           <section className="card" aria-labelledby="routing-title">

@@ -3,6 +3,7 @@ import { applyRouting, emptyChat, useChatStore } from '../state/chatStore';
 import { useEngineStore } from '../state/engineStore';
 import { useModelStore } from '../state/modelStore';
 import { useRouterStore } from '../state/routerStore';
+import { useCompareStore } from '../state/compareStore';
 import { useSettingsStore } from '../state/settingsStore';
 import type { RouterConfig } from '../engine/moe/router';
 import { decodePreset, type ModelRef } from '../preset/preset';
@@ -13,6 +14,8 @@ export interface EngineActions {
   load(source: ModelSource): void;
   /** Changes router knobs (merged over the current ones); applied from the next token. */
   setRouter(patch: Partial<RouterConfig>): void;
+  /** Runs the conversation up to its last user message under presets A and B. */
+  compare(): void;
   chat(text: string): void;
   regenerate(): void;
   stop(): void;
@@ -67,8 +70,14 @@ function route(e: WorkerEvent, client: EngineClient): void {
     }
     case 'router-error':
       return useRouterStore.setState({ error: e.message });
+    case 'compare-result':
+      return useCompareStore.setState((s) => ({
+        [e.side]: { ...s[e.side], result: { text: e.text, counts: e.counts, layers: e.layers, tokens: e.tokens } },
+        running: e.side === 'a',
+      }));
     case 'error':
       if (e.request === 'chat') useChatStore.setState({ generating: false });
+      if (e.request === 'compare') useCompareStore.setState({ running: false });
       return useEngineStore.getState().apply(e);
     default:
       return useEngineStore.getState().apply(e);
@@ -120,6 +129,16 @@ export function useEngine(): EngineActions {
       setRouter(patch) {
         const { router } = useRouterStore.getState();
         if (router) client?.send({ type: 'router', router: { ...router, ...patch } });
+      },
+      compare() {
+        const msgs = useChatStore.getState().messages;
+        const lastUser = msgs.map((m) => m.role).lastIndexOf('user');
+        const { router, defaults } = useRouterStore.getState();
+        const { a, b } = useCompareStore.getState();
+        if (lastUser < 0 || !router || !defaults) return;
+        const { sampling, maxNewTokens } = useSettingsStore.getState();
+        useCompareStore.setState({ running: true, a: { router: a.router ?? router, result: null }, b: { router: b.router ?? defaults, result: null } });
+        client?.send({ type: 'compare', messages: msgs.slice(0, lastUser + 1), sampling, maxNewTokens, a: a.router ?? router, b: b.router ?? defaults });
       },
       chat(text) {
         startChat([...useChatStore.getState().messages, { role: 'user', content: text }]);

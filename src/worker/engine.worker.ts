@@ -138,6 +138,37 @@ async function runChat(req: Extract<WorkerRequest, { type: 'chat' }>): Promise<v
   }
 }
 
+/** Runs the conversation under router presets a then b, restoring the knobs the user had. */
+async function runCompare(req: Extract<WorkerRequest, { type: 'compare' }>): Promise<void> {
+  if (!loaded) throw new Error('No model is loaded yet.');
+  running?.abort();
+  const { model, tokenizer } = loaded;
+  const before = model.router;
+  try {
+    for (const side of ['a', 'b'] as const) {
+      model.setRouter(req[side]);
+      let text = '';
+      let tokens = 0;
+      let counts: number[][] = [];
+      let layers: number[] = [];
+      for await (const ev of chat(model, tokenizer, req.messages, { sampling: req.sampling, maxNewTokens: req.maxNewTokens })) {
+        if (ev.type === 'token') {
+          text += ev.text;
+          tokens++;
+        } else if (ev.type === 'routing') {
+          const r = ev.routing;
+          layers = r.layers;
+          if (!counts.length) counts = r.layers.map(() => new Array<number>(r.numExperts).fill(0));
+          r.experts.forEach((ids, m) => ids.forEach((e) => e < r.numExperts && counts[m]![e]!++));
+        }
+      }
+      post({ type: 'compare-result', side, text, counts, layers, tokens });
+    }
+  } finally {
+    model.setRouter(before);
+  }
+}
+
 async function handle(req: WorkerRequest): Promise<void> {
   switch (req.type) {
     case 'init':
@@ -158,6 +189,8 @@ async function handle(req: WorkerRequest): Promise<void> {
     case 'stop':
       running?.abort();
       return;
+    case 'compare':
+      return runCompare(req);
     case 'router':
       if (!loaded) throw new Error('No model is loaded yet.');
       try {

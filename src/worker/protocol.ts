@@ -31,7 +31,9 @@ export type WorkerRequest =
   | { type: 'chat'; messages: ChatMessage[]; sampling: SamplingParams; maxNewTokens: number }
   | { type: 'stop' }
   /** New router knobs for the loaded model, used from the next token on. */
-  | { type: 'router'; router: RouterConfig };
+  | { type: 'router'; router: RouterConfig }
+  /** The same conversation under two router presets, one after the other (greedy settings as given). */
+  | { type: 'compare'; messages: ChatMessage[]; sampling: SamplingParams; maxNewTokens: number; a: RouterConfig; b: RouterConfig };
 
 /** Routing of a run of consecutive tokens, per MoE layer (the engine's record, minus its position). */
 export type RoutingPayload = Omit<RoutingRecord, 'start'>;
@@ -72,6 +74,8 @@ export type WorkerEvent =
   /** The knobs in force (after a load: the checkpoint's own, which are also the defaults). */
   | { type: 'router'; router: RouterConfig; defaults: RouterConfig }
   | { type: 'router-error'; message: string }
+  /** One side of an A/B run: the reply and its routing counts [moeLayer][expert] over prompt + reply. */
+  | { type: 'compare-result'; side: 'a' | 'b'; text: string; counts: number[][]; layers: number[]; tokens: number }
   /** The prompt as the model saw it (chat template applied); its tokens sit at positions 0 … n−1. */
   | { type: 'prompt'; tokens: TokenPiece[] }
   /** A generated token; it sits at the next position. */

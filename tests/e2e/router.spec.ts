@@ -70,3 +70,23 @@ test('a malformed or hostile link is refused with a message naming the field; th
   await ready(page, '/?v=1&k=17');
   await expect(page.getByTestId('router-error')).toContainText('topK: must be a whole number from 1 to 16');
 });
+
+test('A/B compare runs the last prompt under two presets and shows where routing differs', async ({ page }) => {
+  await ready(page);
+  await ask(page, 'Define mountain.');
+  await page.getByTestId('knob-topk').fill('1');
+  await expect(page.getByText('tuned — applies from the next token')).toBeVisible();
+  await page.getByRole('button', { name: 'Current knobs → A' }).click();
+  await expect(page.getByTestId('preset-a')).toContainText('k=1');
+  await expect(page.getByTestId('preset-b')).toContainText("checkpoint's own routing");
+  await page.getByTestId('run-ab').click();
+  await expect(page.getByTestId('heatmap-diff')).toBeVisible({ timeout: 120_000 });
+  await expect(page.getByTestId('ab-a')).toContainText('mountain');
+  await expect(page.getByTestId('ab-b')).toContainText('mountain');
+  const diffs = await page.getByTestId('heatmap-diff').locator('rect.diff-cell').evaluateAll((els) => els.map((e) => Math.abs(Number(e.getAttribute('data-diff')))));
+  expect(Math.max(...diffs)).toBeGreaterThan(0);
+  // The user's own knobs are back after the comparison.
+  await expect(page.getByTestId('knob-topk')).toHaveValue('1');
+  await page.getByTestId('ab-a').scrollIntoViewIfNeeded();
+  await page.screenshot({ path: 'test-results/router-ab.png', fullPage: true });
+});

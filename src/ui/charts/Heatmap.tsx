@@ -35,6 +35,8 @@ export function Heatmap({ counts, rowLabels, tokens, topk, highlight, title, tes
   const width = 640;
   const cellW = E ? Math.max(6, Math.min(36, Math.floor((width - LEFT - 8) / E))) : 0;
   const height = TOP + counts.length * CELL_H + 46;
+  const svgW = Math.max(LEFT + E * cellW + 8, width);
+  const svgH = E ? height : 40;
   const color = useMemo(() => d3.scaleSequential(d3.interpolateInferno).domain([0, E ? Math.min(1, 3 / E) : 1]), [E]);
 
   useEffect(() => {
@@ -103,7 +105,8 @@ export function Heatmap({ counts, rowLabels, tokens, topk, highlight, title, tes
             : E ? 'hover a cell for its value' : 'no routing yet'}
         </span>
       </figcaption>
-      <svg ref={ref} width={LEFT + E * cellW + 8 > width ? LEFT + E * cellW + 8 : width} height={E ? height : 40} role="img" aria-label={title} />
+      {/* Scales down with its column (viewBox), never wider than its natural size. */}
+      <svg ref={ref} viewBox={`0 0 ${svgW} ${svgH}`} width="100%" style={{ maxWidth: svgW }} role="img" aria-label={title} />
     </figure>
   );
 }
