@@ -65,7 +65,10 @@ export function ModelPanel({ engine }: { engine: EngineActions }) {
           </div>
           <span className="muted small">
             {progress.stage}: {progress.detail}
-          </span>
+          </span>{' '}
+          <button className="small" onClick={engine.cancelLoad} data-testid="cancel-load">
+            Cancel
+          </button>
         </div>
       )}
       {error && (

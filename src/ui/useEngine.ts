@@ -12,6 +12,7 @@ import type { ChatMessage, ModelSource, WorkerEvent } from '../worker/protocol';
 
 export interface EngineActions {
   load(source: ModelSource): void;
+  cancelLoad(): void;
   /** Changes router knobs (merged over the current ones); applied from the next token. */
   setRouter(patch: Partial<RouterConfig>): void;
   /** Runs the conversation up to its last user message under presets A and B. */
@@ -125,6 +126,9 @@ export function useEngine(): EngineActions {
       load(source) {
         useModelStore.setState({ source, status: 'loading', error: null, progress: null });
         client?.send({ type: 'load', source, weights: useModelStore.getState().weights });
+      },
+      cancelLoad() {
+        client?.send({ type: 'cancel-load' });
       },
       setRouter(patch) {
         const { router } = useRouterStore.getState();

@@ -41,7 +41,7 @@ async function init(): Promise<void> {
   }
 }
 
-async function sourcesFor(source: ModelSource): Promise<{ name: string; files: ByteSource[] }> {
+async function sourcesFor(source: ModelSource, signal: AbortSignal): Promise<{ name: string; files: ByteSource[] }> {
   const progress = (file: string) => (done: number, total: number) =>
     post({ type: 'load-progress', stage: 'download', done, total, detail: `${file}: ${(done / 2 ** 20).toFixed(1)} of ${(total / 2 ** 20).toFixed(1)} MiB` });
   if (source.kind === 'files') {
@@ -64,8 +64,9 @@ async function sourcesFor(source: ModelSource): Promise<{ name: string; files: B
   for (const n of names) {
     const optional = n.startsWith('tokenizer');
     try {
-      files.push(memorySource(n, await fetchBytes(`${base}${n}`, progress(n))));
+      files.push(memorySource(n, await fetchBytes(`${base}${n}`, progress(n), signal)));
     } catch (e) {
+      if (signal.aborted) throw e;
       if (!optional) throw new Error(`Could not download ${base}${n}: ${e instanceof Error ? e.message : String(e)}`);
       console.warn(`No ${n} at ${base} (${e instanceof Error ? e.message : String(e)}): running without it`);
     }
@@ -73,17 +74,25 @@ async function sourcesFor(source: ModelSource): Promise<{ name: string; files: B
   return { name: source.kind === 'demo' ? 'Built-in demo (qwen2_moe, 16 experts, top-2)' : base, files };
 }
 
+let loading: AbortController | null = null;
+
 async function load(source: ModelSource, choice: WeightChoice): Promise<void> {
   if (!gpu) throw new Error('No GPU device: loading a model needs WebGPU.');
   running?.abort();
+  loading?.abort();
+  const ctl = new AbortController();
+  loading = ctl;
+  const signal = ctl.signal;
   const t0 = performance.now();
-  const { name, files } = await sourcesFor(source);
+  const { name, files } = await sourcesFor(source, signal);
+  signal.throwIfAborted();
   post({ type: 'load-progress', stage: 'parse', done: 0, total: 1, detail: 'reading headers and config' });
   const ck = await openCheckpoint(files, gpu.ctx.device.limits);
   const weights = await uploadWeights(gpu.ctx.device, ck.spec, ck.slots, ck.reader, {
     format: choice.format,
     group: choice.group,
-    onProgress: (done, total, slot) => post({ type: 'load-progress', stage: 'upload', done, total, detail: slot }),
+    onProgress: (done, total, slot) => post({ type: 'load-progress', stage: choice.format === 'f32' ? 'upload' : 'quantize', done, total, detail: slot }),
+    signal,
   });
   // Only now, with the new model complete, does the old one go: a failed load keeps it.
   if (loaded) {
@@ -181,8 +190,12 @@ async function handle(req: WorkerRequest): Promise<void> {
       try {
         await load(req.source, req.weights);
       } catch (e) {
-        post({ type: 'model-error', message: e instanceof Error ? e.message : String(e) });
+        const cancelled = e instanceof DOMException && e.name === 'AbortError';
+        post({ type: 'model-error', message: cancelled ? 'Loading was cancelled.' : e instanceof Error ? e.message : String(e) });
       }
+      return;
+    case 'cancel-load':
+      loading?.abort();
       return;
     case 'chat':
       return runChat(req);

@@ -28,6 +28,7 @@ export type WorkerRequest =
   | { type: 'init' }
   | { type: 'selftest' }
   | { type: 'load'; source: ModelSource; weights: WeightChoice }
+  | { type: 'cancel-load' }
   | { type: 'chat'; messages: ChatMessage[]; sampling: SamplingParams; maxNewTokens: number }
   | { type: 'stop' }
   /** New router knobs for the loaded model, used from the next token on. */
@@ -60,7 +61,7 @@ export interface TokenPiece {
   text: string;
 }
 
-export type LoadStage = 'download' | 'parse' | 'upload' | 'ready';
+export type LoadStage = 'download' | 'parse' | 'quantize' | 'upload' | 'ready';
 
 export type WorkerEvent =
   | { type: 'gpu-ready'; info: GpuInfo }

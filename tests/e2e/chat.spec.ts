@@ -71,3 +71,18 @@ test('the demo model reloads with int4 weights and still answers', async ({ page
   await ask(page, 'What is 12 + 30?');
   await expect(page.getByTestId('msg-assistant').last()).toContainText('12 + 30 =');
 });
+
+test('a load in progress can be cancelled; the loaded model stays', async ({ page }) => {
+  await openWithDemo(page);
+  await page.route('**/models/demo/model.safetensors', async (route) => {
+    await new Promise((r) => setTimeout(r, 4000));
+    await route.continue().catch(() => undefined);
+  });
+  await page.getByTestId('weight-format').selectOption('int8:32');
+  await page.getByRole('button', { name: 'Built-in demo' }).click();
+  await page.getByTestId('cancel-load').click();
+  await expect(page.getByTestId('model-error')).toContainText('cancelled');
+  await expect(page.getByTestId('model-summary')).toContainText('(f32)');
+  await ask(page, 'What is 5 + 5?');
+  await expect(page.getByTestId('msg-assistant').last()).toContainText('5 + 5 =');
+});

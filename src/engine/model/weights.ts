@@ -40,6 +40,8 @@ export interface UploadOptions {
   format?: WeightFormat;
   /** Group size along K for int8/int4 (32 or 128). */
   group?: number;
+  /** Stops between slots; what was uploaded is freed. */
+  signal?: AbortSignal;
 }
 
 export interface ModelWeights {
@@ -97,6 +99,7 @@ export async function uploadWeights(device: GPUDevice, spec: ModelSpec, slots: W
   let bytes = 0;
   try {
     for (const [i, slot] of slots.entries()) {
+      opts.signal?.throwIfAborted();
       const data = await slot.load(reader);
       if (data.length !== numel(slot.shape)) throw new Error(`Weight ${slot.name}: loaded ${data.length} values, expected ${numel(slot.shape)}`);
       assertFinite(slot.name, data);
