@@ -47,7 +47,11 @@ export function ModelPanel({ engine }: { engine: EngineActions }) {
           {loadMs !== null && (
             <>
               <dt>Loaded in</dt>
-              <dd>{(loadMs / 1000).toFixed(2)} s</dd>
+              <dd data-testid="load-time">
+                {(loadMs / 1000).toFixed(2)} s
+                {model.fromCache.files + model.fromCache.matrices > 0 &&
+                  ` (from the browser cache: ${model.fromCache.files} files, ${model.fromCache.matrices} quantised matrices)`}
+              </dd>
             </>
           )}
           {!model.hasTokenizer && (

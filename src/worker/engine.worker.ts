@@ -9,6 +9,7 @@ import { MoeModel, type RoutingRecord } from '../engine/model/model';
 import { defaultRouter } from '../engine/moe/router';
 import { uploadWeights, destroyWeights } from '../engine/model/weights';
 import { runSelfTest } from '../engine/selftest';
+import { cachedDownload, opfsQuantCache } from './opfs-cache';
 import { chat } from '../engine/session';
 import type { ModelSource, ModelSummary, RoutingPayload, WeightChoice, WorkerEvent, WorkerRequest } from './protocol';
 
@@ -41,13 +42,22 @@ async function init(): Promise<void> {
   }
 }
 
-async function sourcesFor(source: ModelSource, signal: AbortSignal): Promise<{ name: string; files: ByteSource[] }> {
+interface Sources {
+  name: string;
+  files: ByteSource[];
+  /** Identifies the checkpoint's bytes (for the quantised-matrix cache). */
+  key: string;
+  cachedFiles: number;
+}
+
+async function sourcesFor(source: ModelSource, signal: AbortSignal): Promise<Sources> {
   const progress = (file: string) => (done: number, total: number) =>
     post({ type: 'load-progress', stage: 'download', done, total, detail: `${file}: ${(done / 2 ** 20).toFixed(1)} of ${(total / 2 ** 20).toFixed(1)} MiB` });
   if (source.kind === 'files') {
     const files = source.files.filter((f) => WANTED.test(f.name));
     const dir = (source.files[0] as File & { webkitRelativePath?: string }).webkitRelativePath?.split('/')[0];
-    return { name: dir || files.find((f) => f.name.endsWith('.safetensors'))?.name || 'local files', files: files.map((f) => blobSource(f.name, f)) };
+    const key = `files|${files.map((f) => `${f.name}:${f.size}:${f.lastModified}`).sort().join('|')}`;
+    return { name: dir || files.find((f) => f.name.endsWith('.safetensors'))?.name || 'local files', files: files.map((f) => blobSource(f.name, f)), key, cachedFiles: 0 };
   }
   const base = source.kind === 'demo' ? new URL(`${import.meta.env.BASE_URL}models/demo/`, scope.location.origin).href : source.url.endsWith('/') ? source.url : `${source.url}/`;
   const names = [...DEMO_FILES];
@@ -61,17 +71,22 @@ async function sourcesFor(source: ModelSource, signal: AbortSignal): Promise<{ n
     }
   }
   const files: ByteSource[] = [];
+  let cachedFiles = 0;
   for (const n of names) {
     const optional = n.startsWith('tokenizer');
     try {
-      files.push(memorySource(n, await fetchBytes(`${base}${n}`, progress(n), signal)));
+      const url = `${base}${n}`;
+      const got = await cachedDownload(url, () => fetchBytes(url, progress(n), signal));
+      if (got.fromCache) cachedFiles++;
+      files.push(memorySource(n, got.bytes));
     } catch (e) {
       if (signal.aborted) throw e;
       if (!optional) throw new Error(`Could not download ${base}${n}: ${e instanceof Error ? e.message : String(e)}`);
       console.warn(`No ${n} at ${base} (${e instanceof Error ? e.message : String(e)}): running without it`);
     }
   }
-  return { name: source.kind === 'demo' ? 'Built-in demo (qwen2_moe, 16 experts, top-2)' : base, files };
+  const key = `url|${base}|${files.map((f) => `${f.name}:${f.size}`).join('|')}`;
+  return { name: source.kind === 'demo' ? 'Built-in demo (qwen2_moe, 16 experts, top-2)' : base, files, key, cachedFiles };
 }
 
 let loading: AbortController | null = null;
@@ -84,13 +99,16 @@ async function load(source: ModelSource, choice: WeightChoice): Promise<void> {
   loading = ctl;
   const signal = ctl.signal;
   const t0 = performance.now();
-  const { name, files } = await sourcesFor(source, signal);
+  const { name, files, key, cachedFiles } = await sourcesFor(source, signal);
   signal.throwIfAborted();
   post({ type: 'load-progress', stage: 'parse', done: 0, total: 1, detail: 'reading headers and config' });
   const ck = await openCheckpoint(files, gpu.ctx.device.limits);
+  const stats = { hits: 0 };
+  const cache = choice.format === 'f32' ? undefined : await opfsQuantCache(`${key}|${choice.format}|${choice.group}`, stats);
   const weights = await uploadWeights(gpu.ctx.device, ck.spec, ck.slots, ck.reader, {
     format: choice.format,
     group: choice.group,
+    cache,
     onProgress: (done, total, slot) => post({ type: 'load-progress', stage: choice.format === 'f32' ? 'upload' : 'quantize', done, total, detail: slot }),
     signal,
   });
@@ -114,6 +132,7 @@ async function load(source: ModelSource, choice: WeightChoice): Promise<void> {
     parameters: ck.parameters,
     gpuBytes: weights.bytes,
     weights: choice,
+    fromCache: { files: cachedFiles, matrices: stats.hits },
     hasTokenizer: ck.tokenizer !== null,
     hasChatTemplate: ck.tokenizer?.hasChatTemplate ?? false,
   };

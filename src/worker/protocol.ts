@@ -52,6 +52,8 @@ export interface ModelSummary {
   parameters: number;
   gpuBytes: number;
   weights: WeightChoice;
+  /** What the OPFS cache supplied: downloaded files, quantised matrices. */
+  fromCache: { files: number; matrices: number };
   hasTokenizer: boolean;
   hasChatTemplate: boolean;
 }

@@ -86,3 +86,18 @@ test('a load in progress can be cancelled; the loaded model stays', async ({ pag
   await ask(page, 'What is 5 + 5?');
   await expect(page.getByTestId('msg-assistant').last()).toContainText('5 + 5 =');
 });
+
+test('a second load of the same checkpoint comes from the OPFS cache, download and quantisation skipped', async ({ page }) => {
+  await openWithDemo(page);
+  await page.getByTestId('weight-format').selectOption('int4:32');
+  await page.getByRole('button', { name: 'Built-in demo' }).click();
+  await expect(page.getByTestId('model-summary')).toContainText('int4, group 32', { timeout: 120_000 });
+  // A new page in the same browser profile: files and int4 matrices are cached now.
+  await page.reload();
+  await expect(page.getByTestId('load-time')).toContainText('from the browser cache: 4 files', { timeout: 120_000 });
+  await page.getByTestId('weight-format').selectOption('int4:32');
+  await page.getByRole('button', { name: 'Built-in demo' }).click();
+  await expect(page.getByTestId('load-time')).toContainText(/4 files, [1-9]\d* quantised matrices/, { timeout: 120_000 });
+  await ask(page, 'What is 2 + 3?');
+  await expect(page.getByTestId('msg-assistant').last()).toContainText('2 + 3 =');
+});

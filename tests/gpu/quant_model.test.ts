@@ -13,7 +13,8 @@ import { folderSources } from '../../src/engine/io/node-source';
 import { generate } from '../../src/engine/model/generate';
 import { MoeModel } from '../../src/engine/model/model';
 import { uploadWeights } from '../../src/engine/model/weights';
-import type { WeightFormat } from '../../src/engine/quant/pack';
+import type { QuantizedMatrix, WeightFormat } from '../../src/engine/quant/pack';
+import type { QuantCache } from '../../src/engine/model/weights';
 import { maxAbsDiff } from '../../src/engine/ref/random';
 import { gpuKernels } from './device';
 
@@ -44,6 +45,30 @@ async function run(format: WeightFormat, group: number) {
   model.destroy();
   return { logits: full.logits, greedy, bytes: weights.bytes };
 }
+
+describe('quantised-matrix cache', () => {
+  it('a load from the cache reads no expert tensor and gives the same logits', async () => {
+    const k = await gpuKernels();
+    opened ??= folderSources(DEMO).then((files) => openCheckpoint(files, k.device.limits));
+    const ck = await opened;
+    const store = new Map<string, QuantizedMatrix>();
+    const cache: QuantCache = { get: async (n) => store.get(n) ?? null, put: async (n, q) => void store.set(n, q) };
+    const first = await uploadWeights(k.device, ck.spec, ck.slots, ck.reader, { format: 'int4', group: 32, cache });
+    expect(store.size).toBe(ck.spec.numLayers * 8); // q, k, v, o, experts gate_up/down, shared gate_up/down
+    const reads: string[] = [];
+    const spy = { ...ck.reader, has: ck.reader.has.bind(ck.reader), shape: ck.reader.shape.bind(ck.reader), read: (n: string) => (reads.push(n), ck.reader.read(n)) };
+    const second = await uploadWeights(k.device, ck.spec, ck.slots, spy, { format: 'int4', group: 32, cache });
+    expect(reads.some((n) => n.includes('experts'))).toBe(false);
+    const ids = [5, 9, 200, 3000];
+    const run = async (w: typeof first) => {
+      const m = new MoeModel(k, ck.spec, w, { contextLength: 16 });
+      const r = await m.forward(ids, { allLogits: true });
+      m.destroy();
+      return r.logits;
+    };
+    expect(maxAbsDiff(await run(first), await run(second))).toBe(0);
+  });
+});
 
 describe('int8 / int4 models vs the f32 model', () => {
   it('stay within the stated bounds', async () => {

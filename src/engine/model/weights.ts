@@ -4,8 +4,8 @@
  * uploaded one at a time, so a bad checkpoint fails before anything is half-loaded.
  */
 import { uploadStorage } from '../gpu/buffers';
-import type { WeightFormat } from '../quant/pack';
-import { destroyWeight, type GpuWeight, uploadWeight } from '../quant/weight';
+import { canQuantize, quantize, type QuantizedMatrix, type WeightFormat } from '../quant/pack';
+import { destroyWeight, type GpuWeight, uploadQuantized, uploadWeight } from '../quant/weight';
 import { layerSlot, type LayerSlot, type ModelSpec, type SlotName, type TensorReader, type WeightSlot } from './spec';
 
 export interface LayerWeights {
@@ -42,6 +42,14 @@ export interface UploadOptions {
   group?: number;
   /** Stops between slots; what was uploaded is freed. */
   signal?: AbortSignal;
+  /** Keeps quantised matrices between loads, so a second load skips reading and quantising them. */
+  cache?: QuantCache;
+}
+
+/** Packed matrices by slot name (the page keeps them in OPFS; see src/worker/opfs-cache.ts). */
+export interface QuantCache {
+  get(slot: SlotName): Promise<QuantizedMatrix | null>;
+  put(slot: SlotName, q: QuantizedMatrix): Promise<void>;
 }
 
 export interface ModelWeights {
@@ -100,13 +108,29 @@ export async function uploadWeights(device: GPUDevice, spec: ModelSpec, slots: W
   try {
     for (const [i, slot] of slots.entries()) {
       opts.signal?.throwIfAborted();
+      const layerSlotName = slot.name.slice(slot.name.indexOf('.') + 1) as LayerSlot;
+      const quantizable = slot.name.startsWith('L') && QUANTIZABLE.has(layerSlotName);
+      const K = slot.shape[slot.shape.length - 1]!;
+      const packs = quantizable && format !== 'f32' && canQuantize(K, group);
+      const cached = packs ? await opts.cache?.get(slot.name) : null;
+      if (cached && cached.format === format && cached.group === group && cached.K === K && cached.rows * K === numel(slot.shape)) {
+        const w = uploadQuantized(device, cached, slot.name);
+        mats.set(slot.name, w);
+        bytes += w.bytes;
+        opts.onProgress?.(i + 1, slots.length, slot.name);
+        continue;
+      }
       const data = await slot.load(reader);
       if (data.length !== numel(slot.shape)) throw new Error(`Weight ${slot.name}: loaded ${data.length} values, expected ${numel(slot.shape)}`);
       assertFinite(slot.name, data);
-      const layerSlotName = slot.name.slice(slot.name.indexOf('.') + 1) as LayerSlot;
-      if (slot.name.startsWith('L') && QUANTIZABLE.has(layerSlotName)) {
-        const K = slot.shape[slot.shape.length - 1]!;
-        const w = uploadWeight(device, data, data.length / K, K, format, group, slot.name);
+      if (packs) {
+        const q = quantize(data, data.length / K, K, format as QuantizedMatrix['format'], group);
+        await opts.cache?.put(slot.name, q);
+        const w = uploadQuantized(device, q, slot.name);
+        mats.set(slot.name, w);
+        bytes += w.bytes;
+      } else if (quantizable) {
+        const w = uploadWeight(device, data, data.length / K, K, 'f32', group, slot.name);
         mats.set(slot.name, w);
         bytes += w.bytes;
       } else {

@@ -1,6 +1,6 @@
 /** A weight matrix on the GPU in any storage format, and how kernels bind it. */
 import { uploadStorage } from '../gpu/buffers';
-import { canQuantize, quantize, type WeightFormat } from './pack';
+import { canQuantize, quantize, type QuantizedMatrix, type WeightFormat } from './pack';
 
 export interface GpuWeight {
   format: WeightFormat;
@@ -23,10 +23,14 @@ export function uploadWeight(device: GPUDevice, data: Float32Array, rows: number
     const buffer = uploadStorage(device, data, label);
     return { format: 'f32', buffer, scales: null, group: 0, bytes: buffer.size };
   }
-  const q = quantize(data, rows, K, format, group);
+  return uploadQuantized(device, quantize(data, rows, K, format, group), label);
+}
+
+/** Uploads an already packed matrix (e.g. from a cache). */
+export function uploadQuantized(device: GPUDevice, q: QuantizedMatrix, label: string): GpuWeight {
   const buffer = uploadStorage(device, q.data, label);
   const scales = uploadStorage(device, q.scales, `${label}-scales`);
-  return { format, buffer, scales, group, bytes: buffer.size + scales.size };
+  return { format: q.format, buffer, scales, group: q.group, bytes: buffer.size + scales.size };
 }
 
 /** Shader defines selecting the weight loader (shaders/wload_*.wgsl) and its bindings. */
