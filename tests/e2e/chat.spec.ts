@@ -31,6 +31,8 @@ test('the demo model loads by default and answers; the heatmap and inspector sho
   await expect(page.getByTestId('inspector-table').locator('tbody tr')).toHaveCount(4);
   await expect(page.getByTestId('inspector-table')).toContainText('#');
   await page.screenshot({ path: 'test-results/chat-inspector.png', fullPage: true });
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.screenshot({ path: 'test-results/chat-inspector-dark.png', fullPage: true });
   expect(errors).toEqual([]);
   void info;
 });
