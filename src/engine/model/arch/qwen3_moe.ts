@@ -4,8 +4,9 @@
  * routing and the sparse-layer rule as Qwen2-MoE.
  */
 import * as v from 'valibot';
-import { ConfigError, layerSlot, type ArchBuilder, type ModelSpec } from '../spec';
-import { aliasedInt, attentionSlots, attentionSpec, baseEntries, bool, capToWindow, checkTopK, expertSlots, globalSlots, int, intList, mlpSlots, neutral, parseWith, projNames, single, sparseLayers } from './common';
+import { ConfigError, type ArchBuilder, type ModelSpec } from '../spec';
+import { aliasedInt, attentionSpec, baseEntries, bool, capToWindow, checkTopK, int, intList, neutral, parseWith, sparseLayers } from './common';
+import { qwen2Moe } from './qwen2_moe';
 
 const schema = v.looseObject({
   ...baseEntries({ rmsNormEps: 1e-6, maxPositions: 32768, bos: null, eos: null }),
@@ -45,19 +46,6 @@ export const qwen3Moe: ArchBuilder = {
       layers,
     } satisfies ModelSpec;
   },
-  weightSlots(s, reader) {
-    const out = globalSlots(s);
-    const H = s.hiddenSize;
-    s.layers.forEach((layer, l) => {
-      const p = `model.layers.${l}`;
-      out.push(...attentionSlots(s, l));
-      if (layer.mlp === 'dense') {
-        out.push(...mlpSlots(l, 'mlp', `${p}.mlp`, H, s.denseIntermediateSize));
-        return;
-      }
-      out.push(single(layerSlot(l, 'router'), `${p}.mlp.gate.weight`, [s.moe.numExperts, H]));
-      out.push(...expertSlots(l, s.moe.numExperts, H, s.moe.intermediateSize, reader, `${p}.mlp.experts`, projNames(`${p}.mlp`)));
-    });
-    return out;
-  },
+  // Same tensor names as Qwen2-MoE, minus the shared expert (spec.moe.sharedExpert is null here).
+  weightSlots: (s, reader) => qwen2Moe.weightSlots(s, reader),
 };
