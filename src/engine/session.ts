@@ -6,6 +6,7 @@
 import { generate } from './model/generate';
 import type { MoeModel, RoutingRecord } from './model/model';
 import type { SamplingParams } from './model/sampling';
+import { TokenStream } from './io/tokenizer';
 
 export interface ChatTurn {
   role: 'system' | 'user' | 'assistant';
@@ -27,24 +28,6 @@ export type SessionEvent =
   | { type: 'routing'; start: number; routing: RoutingRecord }
   | { type: 'done'; reason: 'stop-token' | 'max-tokens' | 'stopped' | 'context-full'; tokens: number; ttftMs: number; tokensPerSecond: number };
 
-/**
- * Decodes a growing id sequence into text pieces: byte-level BPE tokens may end inside a UTF-8
- * character, so a piece ending in U+FFFD is held back until the next token completes it.
- */
-export class StreamDecoder {
-  private ids: number[] = [];
-  private emitted = '';
-  constructor(private readonly tok: Pick<SessionTokenizer, 'decode'>) {}
-  push(id: number): string {
-    this.ids.push(id);
-    const text = this.tok.decode(this.ids);
-    if (text.endsWith('\uFFFD')) return '';
-    const piece = text.startsWith(this.emitted) ? text.slice(this.emitted.length) : text;
-    this.emitted = text;
-    return piece;
-  }
-}
-
 export interface ChatOptions {
   sampling: SamplingParams;
   maxNewTokens: number;
@@ -57,7 +40,7 @@ export async function* chat(model: MoeModel, tok: SessionTokenizer | null, messa
   if (ids.length === 0) throw new Error('The prompt is empty');
   model.reset();
   yield { type: 'prompt', ids, pieces: ids.map((id) => (tok ? tok.decode([id]) : `<${id}>`)) };
-  const decoder = tok ? new StreamDecoder(tok) : null;
+  const decoder = tok ? new TokenStream((ids) => tok.decode(ids)) : null;
   const t0 = performance.now();
   let ttft = 0;
   let n = 0;
