@@ -62,14 +62,12 @@ export function ModelPanel({ engine }: { engine: EngineActions }) {
           )}
         </dl>
       )}
-      {status === 'loading' && progress && (
+      {status === 'loading' && (
         <div className="progress" data-testid="load-progress">
           <div className="bar">
-            <div style={{ width: `${progress.total ? (100 * progress.done) / progress.total : 0}%` }} />
+            <div style={{ width: `${progress?.total ? (100 * progress.done) / progress.total : 0}%` }} />
           </div>
-          <span className="muted small">
-            {progress.stage}: {progress.detail}
-          </span>{' '}
+          <span className="muted small">{progress ? `${progress.stage}: ${progress.detail}` : 'starting…'}</span>{' '}
           <button className="small" onClick={engine.cancelLoad} data-testid="cancel-load">
             Cancel
           </button>

@@ -76,7 +76,7 @@ async function sourcesFor(source: ModelSource, signal: AbortSignal): Promise<Sou
     const optional = n.startsWith('tokenizer');
     try {
       const url = `${base}${n}`;
-      const got = await cachedDownload(url, () => fetchBytes(url, progress(n), signal));
+      const got = await cachedDownload(url, () => fetchBytes(url, progress(n), signal), signal);
       if (got.fromCache) cachedFiles++;
       files.push(memorySource(n, got.bytes));
     } catch (e) {

@@ -45,11 +45,11 @@ const warn = (what: string, e: unknown) => console.warn(`OPFS cache: ${what} fai
  * `url`'s bytes from the cache when a file with the same URL, length and ETag/Last-Modified is
  * there; else downloaded with `download` and stored. Returns whether it came from the cache.
  */
-export async function cachedDownload(url: string, download: () => Promise<Uint8Array>): Promise<{ bytes: Uint8Array; fromCache: boolean }> {
+export async function cachedDownload(url: string, download: () => Promise<Uint8Array>, signal?: AbortSignal): Promise<{ bytes: Uint8Array; fromCache: boolean }> {
   let key: string | null = null;
   let d: FileSystemDirectoryHandle | null = null;
   try {
-    const head = await fetch(url, { method: 'HEAD' });
+    const head = await fetch(url, { method: 'HEAD', signal });
     if (head.ok) {
       key = await sha256Hex(`${url}|${head.headers.get('content-length')}|${head.headers.get('etag') ?? head.headers.get('last-modified') ?? ''}`);
       d = await folder(['files']);
@@ -57,6 +57,7 @@ export async function cachedDownload(url: string, download: () => Promise<Uint8A
       if (hit) return { bytes: hit, fromCache: true };
     }
   } catch (e) {
+    if (signal?.aborted) throw e;
     warn('lookup', e);
   }
   const bytes = await download();
