@@ -14,6 +14,8 @@ import { GREEDY, type SamplingParams } from '../src/engine/model/sampling';
 import { uploadWeights } from '../src/engine/model/weights';
 import { chat } from '../src/engine/session';
 import { benchDecode } from '../bench/decode';
+import { benchRoofline } from '../bench/roofline';
+import type { WeightFormat } from '../src/engine/quant/pack';
 import { describeGpu, type GpuContext } from '../src/engine/gpu/device';
 import { kernelsFor } from '../src/engine/gpu/kernels';
 import { acquireNodeDevice } from '../src/engine/gpu/node';
@@ -34,6 +36,11 @@ commands:
                        {"text", "tokens", "prompt_tokens", "tokens_per_second", ...}
   bench [--model DIR] [--prefill N] [--decode N] [--out FILE]
                        prefill and decode tokens/s for f32, int8 and int4 weights, as JSON
+  bench --synthetic SHAPE[,SHAPE] [--formats int4:32,int4:128,int8:32,f32] [--contexts 128,1024,4096]
+        [--prefills 128,512,2048] [--steps N] [--probe-mib M] [--out FILE]
+                       real-size shapes (olmoe, qwen3-30b-a3b-8l, tiny) with random weights made on
+                       the GPU: decode/prefill speed against the bandwidth and FMA peak measured in
+                       the same run, per-kernel GPU times (timestamp queries), dispatches per token
   logits [--model DIR] --tokens 1,2,3 --out FILE [--router-logits]
                        write {"logits": [[...] per position]} (and "router_logits") as JSON
 options:
@@ -65,6 +72,45 @@ async function loadModel(ctx: GpuContext, args: ParsedArgs, contextLength = 2048
   const ck = await openCheckpoint(await folderSources(dir), ctx.device.limits);
   const weights = await uploadWeights(ctx.device, ck.spec, ck.slots, ck.reader, { format: quant, group });
   return { ck, model: new MoeModel(kernelsFor(ctx), ck.spec, weights, { contextLength }) };
+}
+
+function listFlag(args: ParsedArgs, name: string, fallback: string): string[] {
+  const v = args.flags[name];
+  if (v === true) throw new Error(`--${name} needs a comma-separated list`);
+  return (v ?? fallback).split(',').map((x) => x.trim()).filter(Boolean);
+}
+
+function intListFlag(args: ParsedArgs, name: string, fallback: string): number[] {
+  return listFlag(args, name, fallback).map((x) => {
+    const n = Number(x);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`--${name}: "${x}" is not a positive whole number`);
+    return n;
+  });
+}
+
+/** "int4:32" → ['int4', 32]; f32 needs no group. */
+function parseFormat(x: string): [WeightFormat, number] {
+  const [f, g = '32'] = x.split(':');
+  if (f !== 'f32' && f !== 'int8' && f !== 'int4') throw new Error(`--formats: "${x}" is not f32, int8:G or int4:G`);
+  const group = Number(g);
+  if (f !== 'f32' && group !== 32 && group !== 128) throw new Error(`--formats: group of "${x}" must be 32 or 128`);
+  return [f, group];
+}
+
+async function benchSynthetic(ctx: GpuContext, args: ParsedArgs): Promise<number> {
+  const result = await benchRoofline(ctx, {
+    shapes: listFlag(args, 'synthetic', ''),
+    formats: listFlag(args, 'formats', 'int4:32,int4:128,int8:32,f32').map(parseFormat),
+    contexts: intListFlag(args, 'contexts', '128,1024,4096'),
+    prefills: intListFlag(args, 'prefills', '128,512,2048'),
+    decodeSteps: numberFlag(args, 'steps', 32),
+    probeBytes: numberFlag(args, 'probe-mib', 1024) * 2 ** 20,
+    log: (line) => console.error(line),
+  });
+  const text = JSON.stringify({ date: new Date().toISOString(), adapter: ctx.info, ...result }, null, 1);
+  if (typeof args.flags.out === 'string') await writeFile(args.flags.out, text);
+  else console.log(text);
+  return 0;
 }
 
 type Command = (ctx: GpuContext, args: ParsedArgs) => Promise<number>;
@@ -130,6 +176,7 @@ const commands: Record<string, Command> = {
     return 0;
   },
   async bench(ctx, args) {
+    if (typeof args.flags.synthetic === 'string') return benchSynthetic(ctx, args);
     const dir = typeof args.flags.model === 'string' ? resolve(args.flags.model) : DEMO_MODEL;
     const ck = await openCheckpoint(await folderSources(dir), ctx.device.limits);
     const rows = await benchDecode(ctx, ck, [['f32', 32], ['int8', 32], ['int4', 32], ['int4', 128]], numberFlag(args, 'prefill', 128), numberFlag(args, 'decode', 64));

@@ -17,7 +17,7 @@ function newest(dir) {
   return t;
 }
 
-const sources = Math.max(...['src/engine', 'shaders', 'cli'].map((d) => newest(join(root, d))));
+const sources = Math.max(...['src/engine', 'shaders', 'cli', 'bench'].map((d) => newest(join(root, d))));
 if (!existsSync(bundle) || statSync(bundle).mtimeMs < sources) {
   const { build } = await import('vite');
   await build({ configFile: join(root, 'cli', 'vite.config.ts') });

@@ -1,5 +1,5 @@
 /** Test plumbing: upload arrays, record ops into one encoder, submit, read back. */
-import { createStorage, readF32, readU32, uploadStorage } from '../../src/engine/gpu/buffers';
+import { createStorage, readF32, readU32, submitEncoder, uploadStorage } from '../../src/engine/gpu/buffers';
 import type { Kernels } from '../../src/engine/gpu/kernels';
 
 export function up(k: Kernels, data: Float32Array | Uint32Array): GPUBuffer {
@@ -11,7 +11,7 @@ export function empty(k: Kernels, floats: number): GPUBuffer {
 export function submit(k: Kernels, record: (enc: GPUCommandEncoder) => void): void {
   const enc = k.device.createCommandEncoder();
   record(enc);
-  k.device.queue.submit([enc.finish()]);
+  submitEncoder(k.device, enc);
 }
 export const f32 = (k: Kernels, b: GPUBuffer, n: number) => readF32(k.device, b, n);
 export const u32 = (k: Kernels, b: GPUBuffer, n: number) => readU32(k.device, b, n);

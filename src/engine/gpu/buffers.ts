@@ -51,6 +51,76 @@ export async function readU32(device: GPUDevice, src: GPUBuffer, count: number):
   return new Uint32Array(await readBuffer(device, src, count * 4));
 }
 
+/**
+ * Per-dispatch GPU timing (benchmarks): while one is attached to a device, every dispatch gets its
+ * own timestamp pair. Attaching none costs one WeakMap lookup per dispatch.
+ */
+export interface DispatchProfiler {
+  /** Timestamp writes for the next dispatch, labelled with its pipeline. */
+  slot(label: string): GPUComputePassTimestampWrites;
+}
+
+const profilers = new WeakMap<GPUDevice, DispatchProfiler>();
+
+export function setDispatchProfiler(device: GPUDevice, p: DispatchProfiler | null): void {
+  if (p) profilers.set(device, p);
+  else profilers.delete(device);
+}
+
+/**
+ * Bind groups are cached per pipeline and buffer list: a decode step records hundreds of dispatches
+ * over the same buffers every token, and making their bind groups again cost more CPU time than the
+ * GPU spent on them. A pipeline's cache is dropped when it grows past CACHE_PER_PIPELINE (buffers of
+ * old prefill chunk sizes), which bounds what destroyed buffers can keep alive.
+ */
+const CACHE_PER_PIPELINE = 512;
+const bindGroups = new WeakMap<GPUComputePipeline, { layout: GPUBindGroupLayout; groups: Map<string, GPUBindGroup> }>();
+const bufferIds = new WeakMap<GPUBuffer, number>();
+let nextBufferId = 1;
+
+function bindGroupFor(device: GPUDevice, pipeline: GPUComputePipeline, buffers: GPUBuffer[]): GPUBindGroup {
+  let c = bindGroups.get(pipeline);
+  if (!c) bindGroups.set(pipeline, (c = { layout: pipeline.getBindGroupLayout(0), groups: new Map() }));
+  let key = '';
+  for (const b of buffers) {
+    let id = bufferIds.get(b);
+    if (id === undefined) bufferIds.set(b, (id = nextBufferId++));
+    key += `${id},`;
+  }
+  let g = c.groups.get(key);
+  if (!g) {
+    if (c.groups.size >= CACHE_PER_PIPELINE) c.groups.clear();
+    g = device.createBindGroup({ layout: c.layout, entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })) });
+    c.groups.set(key, g);
+  }
+  return g;
+}
+
+/**
+ * Consecutive dispatches into one encoder share one compute pass (WebGPU still orders each
+ * dispatch after the writes of the previous ones); copies and finish() must end it first, through
+ * endPass / copyBuffer / submitEncoder below.
+ */
+const openPasses = new WeakMap<GPUCommandEncoder, GPUComputePassEncoder>();
+
+export function endPass(enc: GPUCommandEncoder): void {
+  const pass = openPasses.get(enc);
+  if (pass) {
+    pass.end();
+    openPasses.delete(enc);
+  }
+}
+
+export function copyBuffer(enc: GPUCommandEncoder, src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+  endPass(enc);
+  enc.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+}
+
+export function submitEncoder(device: GPUDevice, enc: GPUCommandEncoder): void {
+  endPass(enc);
+  device.queue.submit([enc.finish()]);
+}
+
 /** Records one compute dispatch into `enc` (or a fresh encoder that is submitted at once). */
 export function dispatch(
   device: GPUDevice,
@@ -59,17 +129,23 @@ export function dispatch(
   workgroups: [number, number?, number?],
   enc?: GPUCommandEncoder,
 ): void {
-  const bind = device.createBindGroup({
-    layout: pipeline.getBindGroupLayout(0),
-    entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
-  });
+  const bind = bindGroupFor(device, pipeline, buffers);
   const own = enc ?? device.createCommandEncoder();
-  const pass = own.beginComputePass();
+  const prof = profilers.get(device);
+  let pass: GPUComputePassEncoder | undefined;
+  if (prof) {
+    // Timestamps are per pass: a profiled dispatch gets its own.
+    endPass(own);
+    pass = own.beginComputePass({ timestampWrites: prof.slot(pipeline.label) });
+  } else {
+    pass = openPasses.get(own);
+    if (!pass) openPasses.set(own, (pass = own.beginComputePass()));
+  }
   pass.setPipeline(pipeline);
   pass.setBindGroup(0, bind);
   pass.dispatchWorkgroups(workgroups[0], workgroups[1] ?? 1, workgroups[2] ?? 1);
-  pass.end();
-  if (!enc) device.queue.submit([own.finish()]);
+  if (prof) pass.end();
+  if (!enc) submitEncoder(device, own);
 }
 
 /** Splits `n` workgroups over x and y so no dimension passes the 65535 limit; shaders fold them back. */

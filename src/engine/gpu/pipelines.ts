@@ -13,9 +13,15 @@ export class PipelineCache {
     let p = this.cache.get(key);
     if (!p) {
       const module = this.device.createShaderModule({ label: shader, code: shaderSource(shader, defines) });
-      p = this.device.createComputePipeline({ label: `${shader}:${entryPoint}`, layout: 'auto', compute: { module, entryPoint } });
+      p = this.device.createComputePipeline({ label: pipelineLabel(shader, entryPoint, defines), layout: 'auto', compute: { module, entryPoint } });
       this.cache.set(key, p);
     }
     return p;
   }
+}
+
+/** "shader:entry[define=value,…]" without binding numbers: names kernels in profiles and errors. */
+function pipelineLabel(shader: string, entryPoint: string, defines: Record<string, string | number>): string {
+  const shown = Object.entries(defines).filter(([k]) => !k.endsWith('_BINDING'));
+  return `${shader}:${entryPoint}${shown.length ? `[${shown.map(([k, v]) => `${k}=${v}`).join(',')}]` : ''}`;
 }

@@ -3,7 +3,7 @@
  * between calls. Routing (chosen experts, gate weights, per-expert counts) is copied into a capture
  * buffer during the same submit, so reading it never stalls decoding.
  */
-import { createStorage, readBuffer } from '../gpu/buffers';
+import { copyBuffer, createStorage, readBuffer, submitEncoder } from '../gpu/buffers';
 import type { Kernels } from '../gpu/kernels';
 import { createMoeScratch, destroyMoeScratch, encodeExperts, type MoeScratch } from '../moe/experts';
 import { createRouterTables, defaultRouter, encodeRoute, expertCapacity, type RouterConfig, type RouterTables, validateRouter, writeRouterTables } from '../moe/router';
@@ -313,9 +313,9 @@ export class MoeModel {
       if (s.layers[l]!.mlp === 'moe') {
         this.encodeMoeBlock(enc, w, T, start);
         const n = T * K;
-        enc.copyBufferToBuffer(sc.idx, 0, sc.capture, moeIndex * 2 * n * 4, n * 4);
-        enc.copyBufferToBuffer(sc.gates, 0, sc.capture, (moeIndex * 2 + 1) * n * 4, n * 4);
-        if (wantRouter) enc.copyBufferToBuffer(sc.routerLogits, 0, sc.routerCapture!, moeIndex * T * E * 4, T * E * 4);
+        copyBuffer(enc, sc.idx, 0, sc.capture, moeIndex * 2 * n * 4, n * 4);
+        copyBuffer(enc, sc.gates, 0, sc.capture, (moeIndex * 2 + 1) * n * 4, n * 4);
+        if (wantRouter) copyBuffer(enc, sc.routerLogits, 0, sc.routerCapture!, moeIndex * T * E * 4, T * E * 4);
         moeIndex++;
       } else {
         this.encodeFfn(enc, w.mlpGateUp!, w.mlpDown!, s.denseIntermediateSize, sc.mlpOut, T);
@@ -327,7 +327,7 @@ export class MoeModel {
       encodeRmsNorm(k, enc, { x: sc.h, weight: this.weights.finalNorm, y: sc.x, rows: T, dim: H, eps: s.rmsNormEps });
       let xin = sc.x;
       if (!allLogits) {
-        enc.copyBufferToBuffer(sc.x, (T - 1) * H * 4, sc.lastRow, 0, H * 4);
+        copyBuffer(enc, sc.x, (T - 1) * H * 4, sc.lastRow, 0, H * 4);
         xin = sc.lastRow;
       }
       encodeMatmul(k, enc, { x: xin, w: this.weights.lmHead, y: sc.logits, M: rows, N: s.vocabSize, K: H, alpha: 1 / s.logitsDivisor });
@@ -335,7 +335,7 @@ export class MoeModel {
         encodeSample(k, enc, { logits: sc.logits, history: this.history, historyLength: start + T, vocab: s.vocabSize, step: sample.step, params: sample.params, bufs: this.sampler });
       }
     }
-    dev.queue.submit([enc.finish()]);
+    submitEncoder(dev, enc);
     this.cached = start + T;
     const [logits, capture, router, picked] = await Promise.all([
       wantLogits ? readBuffer(dev, sc.logits, rows * s.vocabSize * 4) : Promise.resolve(new ArrayBuffer(0)),
@@ -371,10 +371,10 @@ export class MoeModel {
     encodeRope(k, enc, { x: q, table: this.rope, tokens: T, heads: nH, headDim: D, start });
     encodeRope(k, enc, { x: kk, table: this.rope, tokens: T, heads: nKV, headDim: D, start });
     const rowBytes = nKV * D * 4;
-    enc.copyBufferToBuffer(kk, 0, this.kCache[l]!, start * rowBytes, T * rowBytes);
-    enc.copyBufferToBuffer(sc.v, 0, this.vCache[l]!, start * rowBytes, T * rowBytes);
+    copyBuffer(enc, kk, 0, this.kCache[l]!, start * rowBytes, T * rowBytes);
+    copyBuffer(enc, sc.v, 0, this.vCache[l]!, start * rowBytes, T * rowBytes);
     if (q === sc.attn) {
-      enc.copyBufferToBuffer(sc.attn, 0, sc.q, 0, T * nH * D * 4);
+      copyBuffer(enc, sc.attn, 0, sc.q, 0, T * nH * D * 4);
       q = sc.q;
     }
     encodeAttention(k, enc, {

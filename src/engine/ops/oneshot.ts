@@ -2,7 +2,7 @@
  * Runs one op on CPU arrays: upload, encode, submit, read back. For tests and the self-test, not
  * for the forward pass (which keeps tensors on the GPU and batches many ops in one encoder).
  */
-import { createStorage, readF32, readU32, uploadStorage } from '../gpu/buffers';
+import { createStorage, readF32, readU32, submitEncoder, uploadStorage } from '../gpu/buffers';
 import type { Kernels } from '../gpu/kernels';
 import { createRouterTables, encodeRoute, type RouterConfig, writeRouterTables } from '../moe/router';
 import { encodeMatmul } from './matmul';
@@ -24,7 +24,7 @@ export async function runMatmul(k: Kernels, x: Float32Array, w: Float32Array, bi
   const by = createStorage(k.device, M * N * 4);
   return withEncoder(k, [bx, bw, by, ...(bb ? [bb] : [])], (enc) => {
     encodeMatmul(k, enc, { x: bx, w: bw, bias: bb, y: by, M, N, K });
-    k.device.queue.submit([enc.finish()]);
+    submitEncoder(k.device, enc);
     return readF32(k.device, by, M * N);
   });
 }
@@ -35,7 +35,7 @@ export async function runRmsNorm(k: Kernels, x: Float32Array, weight: Float32Arr
   const by = createStorage(k.device, rows * dim * 4);
   return withEncoder(k, [bx, bw, by], (enc) => {
     encodeRmsNorm(k, enc, { x: bx, weight: bw, y: by, rows, dim, eps });
-    k.device.queue.submit([enc.finish()]);
+    submitEncoder(k.device, enc);
     return readF32(k.device, by, rows * dim);
   });
 }
@@ -45,7 +45,7 @@ export async function runSoftmax(k: Kernels, x: Float32Array, rows: number, cols
   const by = createStorage(k.device, rows * cols * 4);
   return withEncoder(k, [bx, by], (enc) => {
     encodeSoftmax(k, enc, { x: bx, y: by, rows, cols });
-    k.device.queue.submit([enc.finish()]);
+    submitEncoder(k.device, enc);
     return readF32(k.device, by, rows * cols);
   });
 }
@@ -59,7 +59,7 @@ export async function runRoute(k: Kernels, logits: Float32Array, tokens: number,
   const bw = createStorage(k.device, tokens * router.topK * 4);
   return withEncoder(k, [bl, bp, bi, bw, tables.bias, tables.enabled], async (enc) => {
     encodeRoute(k, enc, { logits: bl, tables, probs: bp, idx: bi, weights: bw, tokens, experts, position, router });
-    k.device.queue.submit([enc.finish()]);
+    submitEncoder(k.device, enc);
     return {
       probs: await readF32(k.device, bp, tokens * experts),
       idx: await readU32(k.device, bi, tokens * router.topK),
