@@ -7,6 +7,8 @@
 import { builderFor } from '../model/arch';
 import type { ModelSpec, TensorReader, WeightSlot } from '../model/spec';
 import { validateSlots } from '../model/weights';
+import { isGguf, openGguf } from './gguf-checkpoint';
+import type { GgufCheckpoint } from './gguf-reader';
 import { SafetensorsCheckpoint } from './safetensors';
 import { baseName, readJsonObject, readText, type ByteSource } from './source';
 import { HfTokenizer } from './tokenizer';
@@ -16,7 +18,7 @@ export interface OpenCheckpoint {
   slots: WeightSlot[];
   reader: TensorReader;
   /** The same reader, with file-level detail (tensor dtypes and offsets, metadata). */
-  checkpoint: SafetensorsCheckpoint;
+  checkpoint: SafetensorsCheckpoint | GgufCheckpoint;
   tokenizer: HfTokenizer | null;
   /** config.json as read. */
   config: Record<string, unknown>;
@@ -71,9 +73,19 @@ async function generationEos(file: ByteSource | undefined): Promise<number[]> {
 /**
  * `files`: config.json, model.safetensors or model.safetensors.index.json + its shards, and
  * optionally tokenizer.json, tokenizer_config.json, chat_template.jinja, generation_config.json.
+ * Or a single .gguf file (config and tokenizer come from its metadata; other files are ignored).
  */
 export async function openCheckpoint(files: ByteSource[], opts: OpenCheckpointOptions | { maxStorageBufferBindingSize: number } = {}): Promise<OpenCheckpoint> {
   const o: OpenCheckpointOptions = 'maxStorageBufferBindingSize' in opts ? { limits: opts } : opts;
+  const ggufs = files.filter(isGguf);
+  if (ggufs.length > 1) throw new Error(`Several .gguf files (${ggufs.map((f) => f.name).join(', ')}): pick one (split GGUFs are not supported)`);
+  if (ggufs.length === 1) {
+    const g = await openGguf(ggufs[0]!, { checkFinite: o.checkFinite });
+    checkSlotSources(g.spec.arch, g.slots, g.reader);
+    if (o.limits) validateSlots(g.slots, g.reader, o.limits);
+    const parameters = g.slots.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
+    return { spec: g.spec, slots: g.slots, reader: g.reader, checkpoint: g.reader, tokenizer: g.tokenizer, config: g.config, parameters };
+  }
   const byName = new Map(files.map((f) => [baseName(f.name), f]));
   const found = [...byName.keys()].join(', ') || 'none';
   const configFile = byName.get('config.json');

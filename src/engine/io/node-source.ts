@@ -27,8 +27,9 @@ export async function fileSource(path: string): Promise<ByteSource> {
   };
 }
 
-/** Every regular file of a checkpoint folder. */
+/** Every regular file of a checkpoint folder; a path to one file (a .gguf) gives just that file. */
 export async function folderSources(dir: string): Promise<ByteSource[]> {
+  if ((await stat(dir).catch(() => null))?.isFile()) return [await fileSource(dir)];
   const entries = await readdir(dir, { withFileTypes: true }).catch((e: unknown) => {
     throw new Error(`Cannot read model folder ${dir}: ${e instanceof Error ? e.message : String(e)}`);
   });

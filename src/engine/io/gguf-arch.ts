@@ -1,0 +1,159 @@
+/**
+ * GGUF metadata → the HF config.json the same model would have, so the existing architecture
+ * builders (model/arch/*) parse it and MoE semantics stay in one place. Keys follow gguf-py's
+ * constants (`<arch>.block_count`, `.expert_count`, …); where a llama.cpp arch hard-codes a choice
+ * HF keeps in config (renormalising the top-k weights, which layers are dense, q/k/v biases) the
+ * GGUF's own key wins when present, else llama.cpp's choice, else the tensors present decide.
+ */
+import type { ArchName } from '../model/spec';
+import { GgufError, type GgufHeader, GgufMetadata } from './gguf';
+import type { GgufLayout } from './gguf-reader';
+
+interface ArchInfo {
+  hf: ArchName;
+  /** llama.cpp's norm_w for this arch's build_moe_ffn (renormalise top-k), when the file does not say. */
+  normTopk: boolean;
+  /** convert_hf_to_gguf.py permutes Q/K rows for this arch (LlamaModel and its subclasses). */
+  permuted: boolean;
+  layout: Pick<GgufLayout, 'moe' | 'router'>;
+}
+
+const MLP = { moe: 'mlp', router: 'gate.weight' };
+
+/** GGUF architectures read here, by general.architecture. */
+export const GGUF_ARCHS: Readonly<Record<string, ArchInfo>> = {
+  qwen2moe: { hf: 'qwen2_moe', normTopk: false, permuted: false, layout: MLP },
+  qwen3moe: { hf: 'qwen3_moe', normTopk: true, permuted: false, layout: MLP },
+  // Mixtral converts as arch "llama" with experts.
+  llama: { hf: 'mixtral', normTopk: true, permuted: true, layout: MLP },
+  olmoe: { hf: 'olmoe', normTopk: false, permuted: false, layout: MLP },
+  granitemoe: { hf: 'granitemoe', normTopk: true, permuted: true, layout: { moe: 'block_sparse_moe', router: 'router.weight' } },
+};
+
+export interface GgufModelConfig {
+  /** general.architecture */
+  ggufArch: string;
+  config: Record<string, unknown>;
+  layout: GgufLayout;
+}
+
+/** Token ids the file names as end of generation (eos, and eot/eom where given). */
+export function eogIds(meta: GgufMetadata): number[] {
+  const ids = ['tokenizer.ggml.eos_token_id', 'tokenizer.ggml.eot_token_id', 'tokenizer.ggml.eom_token_id'].map((k) => meta.uint(k)).filter((x): x is number => x !== undefined);
+  return [...new Set(ids)];
+}
+
+export function ggufModelConfig(header: GgufHeader, fileName: string): GgufModelConfig {
+  const meta = new GgufMetadata(header.metadata, fileName);
+  const fail = (why: string): never => {
+    throw new GgufError(`${fileName}: ${why}`);
+  };
+  const arch = meta.string('general.architecture');
+  if (arch === undefined) fail('has no "general.architecture"');
+  const info = Object.hasOwn(GGUF_ARCHS, arch!) ? GGUF_ARCHS[arch!] : undefined;
+  if (!info) fail(`architecture "${arch}" is not supported (supported: ${Object.keys(GGUF_ARCHS).join(', ')}; deepseek2 is not yet)`);
+  const k = (key: string) => `${arch}.${key}`;
+  const need = (key: string): number => meta.uniformUint(k(key)) ?? fail(`is missing "${k(key)}"`);
+  const tensors = header.tensors;
+  const has = (n: string) => tensors.has(n);
+  const ne = (n: string) => tensors.get(n)?.ne;
+
+  const numLayers = need('block_count');
+  const hidden = need('embedding_length');
+  const numHeads = need('attention.head_count');
+  const numKvHeads = meta.uniformUint(k('attention.head_count_kv')) ?? numHeads;
+  const numExperts = meta.uint(k('expert_count')) ?? 0;
+  if (numExperts === 0) fail(`"${arch}" without experts ("${k('expert_count')}" is ${numExperts === 0 && meta.has(k('expert_count')) ? '0' : 'absent'}): not a mixture-of-experts model`);
+  const topK = need('expert_used_count');
+  const eps = meta.number(k('attention.layer_norm_rms_epsilon')) ?? fail(`is missing "${k('attention.layer_norm_rms_epsilon')}"`);
+  const keyLen = meta.uint(k('attention.key_length'));
+  const valueLen = meta.uint(k('attention.value_length'));
+  if (keyLen !== undefined && valueLen !== undefined && keyLen !== valueLen) fail(`key_length ${keyLen} ≠ value_length ${valueLen} is not supported`);
+  const headDim = keyLen ?? Math.floor(hidden / numHeads);
+  const ropeDims = meta.uint(k('rope.dimension_count'));
+
+  const embd = ne('token_embd.weight') ?? fail('has no token_embd.weight');
+  const vocab = embd[1] ?? fail(`token_embd.weight has shape [${embd.join(', ')}], expected [hidden, vocab]`);
+
+  // Which layers are routed: those with a router tensor (llama.cpp has no key for dense layers).
+  const dense: number[] = [];
+  for (let l = 0; l < numLayers; l++) if (!has(`blk.${l}.ffn_gate_inp.weight`)) dense.push(l);
+  if (dense.length === numLayers) fail('has no layer with experts (no blk.<n>.ffn_gate_inp.weight)');
+  const firstMoe = [...Array(numLayers).keys()].find((l) => !dense.includes(l))!;
+  const expertWidth = meta.uint(k('expert_feed_forward_length')) ?? ne(`blk.${firstMoe}.ffn_gate_exps.weight`)?.[1] ?? ne(`blk.${firstMoe}.ffn_gate.0.weight`)?.[1];
+  const ffn = meta.uniformUint(k('feed_forward_length')) ?? (dense.length ? ne(`blk.${dense[0]}.ffn_gate.weight`)?.[1] : undefined);
+  const sharedWidth = meta.uint(k('expert_shared_feed_forward_length')) ?? ne(`blk.${firstMoe}.ffn_gate_shexp.weight`)?.[1] ?? 0;
+
+  const bias = (n: string) => has(`blk.0.attn_${n}.bias`);
+  const normTopk = meta.bool(k('expert_weights_norm')) ?? info!.normTopk;
+  const eos = eogIds(meta);
+  const bos = meta.uint('tokenizer.ggml.bos_token_id');
+
+  const ropeType = meta.string(k('rope.scaling.type'));
+  const ropeFactor = meta.number(k('rope.scaling.factor')) ?? meta.number(k('rope.scale_linear'));
+  let ropeScaling: Record<string, unknown> | null = null;
+  if (ropeType !== undefined && ropeType !== 'none') ropeScaling = { rope_type: ropeType, factor: ropeFactor };
+  else if (ropeType === undefined && ropeFactor !== undefined && ropeFactor !== 1) ropeScaling = { rope_type: 'linear', factor: ropeFactor };
+
+  const config: Record<string, unknown> = {
+    model_type: info!.hf,
+    vocab_size: vocab,
+    hidden_size: hidden,
+    num_hidden_layers: numLayers,
+    num_attention_heads: numHeads,
+    num_key_value_heads: numKvHeads,
+    head_dim: headDim,
+    rms_norm_eps: eps,
+    max_position_embeddings: meta.uint(k('context_length')) ?? 4096,
+    tie_word_embeddings: !has('output.weight'),
+    // llama.cpp's default when the file gives none.
+    rope_theta: meta.number(k('rope.freq_base')) ?? 10000,
+    rope_scaling: ropeScaling,
+    bos_token_id: bos ?? null,
+    eos_token_id: eos.length ? eos : null,
+    num_experts_per_tok: topK,
+  };
+  if (ropeDims !== undefined && ropeDims !== headDim) config.partial_rotary_factor = ropeDims / headDim;
+  if (expertWidth === undefined) fail(`is missing "${k('expert_feed_forward_length')}" and has no expert tensors to infer it from`);
+
+  switch (info!.hf) {
+    case 'qwen2_moe':
+    case 'qwen3_moe':
+      Object.assign(config, {
+        num_experts: numExperts,
+        moe_intermediate_size: expertWidth,
+        intermediate_size: ffn ?? null,
+        decoder_sparse_step: 1,
+        mlp_only_layers: dense,
+        norm_topk_prob: normTopk,
+        use_sliding_window: false,
+      });
+      if (info!.hf === 'qwen2_moe') Object.assign(config, { shared_expert_intermediate_size: sharedWidth, qkv_bias: bias('q') });
+      else config.attention_bias = bias('q') || bias('output');
+      break;
+    case 'mixtral':
+      if (!normTopk) fail(`sets "${k('expert_weights_norm')}" false, but Mixtral always renormalises its top-k weights`);
+      if (dense.length) fail(`layers ${dense.join(', ')} have no experts: a llama file with dense layers is not Mixtral`);
+      Object.assign(config, { num_local_experts: numExperts, intermediate_size: expertWidth, sliding_window: null });
+      break;
+    case 'olmoe':
+      Object.assign(config, { num_experts: numExperts, intermediate_size: expertWidth, norm_topk_prob: normTopk, attention_bias: bias('q'), clip_qkv: meta.number(k('attention.clamp_kqv')) ?? null });
+      break;
+    case 'granitemoe':
+      Object.assign(config, {
+        num_local_experts: numExperts,
+        intermediate_size: expertWidth,
+        attention_bias: bias('q'),
+        embedding_multiplier: meta.number(k('embedding_scale')) ?? 1,
+        attention_multiplier: meta.number(k('attention.scale')) ?? 1 / Math.sqrt(headDim),
+        residual_multiplier: meta.number(k('residual_scale')) ?? 1,
+        logits_scaling: meta.number(k('logit_scale')) ?? 1,
+      });
+      break;
+  }
+  return {
+    ggufArch: arch!,
+    config,
+    layout: { ...info!.layout, unpermuteQK: info!.permuted ? { numHeads, numKvHeads } : null },
+  };
+}

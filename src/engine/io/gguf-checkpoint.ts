@@ -1,0 +1,45 @@
+/**
+ * One .gguf file as a checkpoint: header → HF config (gguf-arch.ts) → ModelSpec through the arch
+ * builder, a TensorReader over HF names (gguf-reader.ts), and the tokenizer from its metadata.
+ * openCheckpoint (checkpoint.ts) then checks the slots exactly as for safetensors.
+ */
+import { builderFor } from '../model/arch';
+import type { ModelSpec, WeightSlot } from '../model/spec';
+import { GgufMetadata, readGgufHeader } from './gguf';
+import { ggufModelConfig } from './gguf-arch';
+import { GgufCheckpoint } from './gguf-reader';
+import { ggufTokenizer } from './gguf-tokenizer';
+import type { ByteSource } from './source';
+import { HfTokenizer } from './tokenizer';
+
+export interface OpenedGguf {
+  spec: ModelSpec;
+  slots: WeightSlot[];
+  reader: GgufCheckpoint;
+  tokenizer: HfTokenizer | null;
+  /** The HF config.json this file corresponds to. */
+  config: Record<string, unknown>;
+  /** Tokenizer details that could not be reproduced exactly. */
+  warnings: string[];
+}
+
+export const isGguf = (f: ByteSource) => /\.gguf$/i.test(f.name);
+
+export async function openGguf(file: ByteSource, opts: { checkFinite?: boolean } = {}): Promise<OpenedGguf> {
+  const header = await readGgufHeader(file);
+  const { config, layout } = ggufModelConfig(header, file.name);
+  const builder = builderFor(config);
+  const spec = builder.parseConfig(config);
+  const reader = new GgufCheckpoint(file, header, layout, opts.checkFinite ?? true);
+  const slots = builder.weightSlots(spec, reader);
+  const tok = ggufTokenizer(new GgufMetadata(header.metadata, file.name), file.name);
+  let tokenizer: HfTokenizer | null = null;
+  if (tok) {
+    try {
+      tokenizer = new HfTokenizer(tok.files, spec.eosTokenIds);
+    } catch (e) {
+      throw new Error(`${file.name}: the tokenizer in its metadata could not be built: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  return { spec, slots, reader, tokenizer, config, warnings: tok?.warnings ?? [] };
+}
