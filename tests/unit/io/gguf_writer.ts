@@ -485,8 +485,10 @@ export function hfToGguf(config: Record<string, unknown>, tensors: HfTensors, op
   const norm = typeof c.norm_topk_prob === 'boolean' ? c.norm_topk_prob : LLAMA_CPP_NORM[arch]!;
   if (norm !== LLAMA_CPP_NORM[arch]) meta.push([k('expert_weights_norm'), mv.bool(norm)]);
   if (arch === 'granitemoe') {
+    // convert_hf_to_gguf.py writes these only when config.json has them; written here always (HF's
+    // class default 1 when absent) because llama.cpp reads a missing attention.scale as 1/√head_dim.
     for (const [hk, gk] of [['attention_multiplier', 'attention.scale'], ['embedding_multiplier', 'embedding_scale'], ['residual_multiplier', 'residual_scale'], ['logits_scaling', 'logit_scale']] as const) {
-      if (typeof c[hk] === 'number') meta.push([k(gk), mv.f32(c[hk] as number)]);
+      meta.push([k(gk), mv.f32(typeof c[hk] === 'number' ? (c[hk] as number) : 1)]);
     }
   }
   const tk = opts.tokenizer;
