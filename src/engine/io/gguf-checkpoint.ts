@@ -5,7 +5,8 @@
  */
 import { builderFor } from '../model/arch';
 import type { ModelSpec, WeightSlot } from '../model/spec';
-import { GgufMetadata, readGgufHeader } from './gguf';
+import { isSupported, SUPPORTED_NAMES } from '../quant/gguf-blocks';
+import { GgufError, GgufMetadata, readGgufHeader } from './gguf';
 import { ggufModelConfig } from './gguf-arch';
 import { GgufCheckpoint } from './gguf-reader';
 import { ggufTokenizer } from './gguf-tokenizer';
@@ -32,6 +33,18 @@ export async function openGguf(file: ByteSource, opts: { checkFinite?: boolean }
   const spec = builder.parseConfig(config);
   const reader = new GgufCheckpoint(file, header, layout, opts.checkFinite ?? true);
   const slots = builder.weightSlots(spec, reader);
+  // Types are checked here, before any weight is read, so an unreadable file fails at once.
+  const unreadable = new Set<string>();
+  for (const slot of slots) {
+    for (const src of slot.sources) {
+      if (!reader.has(src.name)) continue; // reported with the other missing tensors by openCheckpoint
+      for (const t of reader.rawSources(src.name)) if (!isSupported(t.type.id)) unreadable.add(`"${t.name}" (${t.type.name})`);
+    }
+  }
+  if (unreadable.size) {
+    const list = [...unreadable];
+    throw new GgufError(`${file.name}: tensor${list.length > 1 ? 's' : ''} ${list.slice(0, 4).join(', ')}${list.length > 4 ? ` and ${list.length - 4} more` : ''} in a type this loader does not read (it reads ${SUPPORTED_NAMES.join(', ')})`);
+  }
   const tok = ggufTokenizer(new GgufMetadata(header.metadata, file.name), file.name);
   let tokenizer: HfTokenizer | null = null;
   if (tok) {
