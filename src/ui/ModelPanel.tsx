@@ -113,7 +113,7 @@ export function ModelPanel({ engine }: { engine: EngineActions }) {
         </label>
         <label className="button">
           Files…
-          <input type="file" hidden multiple accept=".json,.safetensors,.jinja" onChange={(e) => e.target.files?.length && engine.load({ kind: 'files', files: [...e.target.files] })} />
+          <input type="file" hidden multiple accept=".json,.safetensors,.jinja,.gguf" onChange={(e) => e.target.files?.length && engine.load({ kind: 'files', files: [...e.target.files] })} />
         </label>
       </div>
       <form
@@ -123,12 +123,12 @@ export function ModelPanel({ engine }: { engine: EngineActions }) {
           if (url.trim()) engine.load({ kind: 'url', url: url.trim() });
         }}
       >
-        <input type="url" placeholder="https://…/model-folder/ (config.json, model.safetensors, tokenizer.json)" value={url} onChange={(e) => setUrl(e.target.value)} aria-label="Model URL" />
+        <input type="url" placeholder="https://…/model-folder/ (config.json, model.safetensors, tokenizer.json) or …/model.gguf" value={url} onChange={(e) => setUrl(e.target.value)} aria-label="Model URL" />
         <button type="submit" disabled={!url.trim() || status === 'loading'}>
           Load URL
         </button>
       </form>
-      <p className="muted small">Or drop a checkpoint's files here.</p>
+      <p className="muted small">Or drop a checkpoint's files, or one .gguf file, here.</p>
     </section>
   );
 }

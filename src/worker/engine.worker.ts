@@ -21,7 +21,7 @@ let loaded: { model: MoeModel; tokenizer: HfTokenizer | null; summary: ModelSumm
 let running: AbortController | null = null;
 
 /** The files a checkpoint folder may hold; others are ignored. */
-const WANTED = /^(config\.json|tokenizer\.json|tokenizer_config\.json|chat_template\.jinja|model\.safetensors\.index\.json|.*\.safetensors)$/;
+const WANTED = /^(config\.json|tokenizer\.json|tokenizer_config\.json|chat_template\.jinja|model\.safetensors\.index\.json|.*\.safetensors|.*\.gguf)$/i;
 const DEMO_FILES = ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'];
 
 async function init(): Promise<void> {
@@ -57,7 +57,14 @@ async function sourcesFor(source: ModelSource, signal: AbortSignal): Promise<Sou
     const files = source.files.filter((f) => WANTED.test(f.name));
     const dir = (source.files[0] as File & { webkitRelativePath?: string }).webkitRelativePath?.split('/')[0];
     const key = `files|${files.map((f) => `${f.name}:${f.size}:${f.lastModified}`).sort().join('|')}`;
-    return { name: dir || files.find((f) => f.name.endsWith('.safetensors'))?.name || 'local files', files: files.map((f) => blobSource(f.name, f)), key, cachedFiles: 0 };
+    // A .gguf is the whole checkpoint (config and tokenizer in its metadata): name the model after it.
+    const gguf = files.find((f) => /\.gguf$/i.test(f.name));
+    return { name: gguf?.name || dir || files.find((f) => f.name.endsWith('.safetensors'))?.name || 'local files', files: files.map((f) => blobSource(f.name, f)), key, cachedFiles: 0 };
+  }
+  if (source.kind === 'url' && /\.gguf$/i.test(new URL(source.url, scope.location.href).pathname)) {
+    const n = decodeURIComponent(new URL(source.url, scope.location.href).pathname.split('/').pop()!);
+    const got = await cachedDownload(source.url, () => fetchBytes(source.url, progress(n), signal), signal);
+    return { name: source.url, files: [memorySource(n, got.bytes)], key: `url|${source.url}|${got.bytes.byteLength}`, cachedFiles: got.fromCache ? 1 : 0 };
   }
   const base = source.kind === 'demo' ? new URL(`${import.meta.env.BASE_URL}models/demo/`, scope.location.origin).href : source.url.endsWith('/') ? source.url : `${source.url}/`;
   const names = [...DEMO_FILES];
