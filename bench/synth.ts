@@ -108,7 +108,7 @@ export function synthWeights(k: Kernels, spec: ModelSpec, format: WeightFormat, 
     return w;
   });
   const embed = m.vec(s.vocabSize * H, 'embed', 1);
-  const lmHead = m.vec(s.vocabSize * H, 'lm_head', 1 / Math.sqrt(H));
+  const lmHead = m.mat(s.vocabSize, H, 'lm_head');
   const finalNorm = m.vec(H, 'final_norm', 0.05, 1);
   return { embed, lmHead, finalNorm, layers, bytes: m.bytes };
 }

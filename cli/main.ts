@@ -210,7 +210,9 @@ async function main(argv: string[]): Promise<number> {
     console.error(`Unknown command "${name}".\n${USAGE}`);
     return 2;
   }
-  const ctx = await acquireNodeDevice({ onLost: (l) => console.error(`GPU device lost (${l.reason}): ${l.message}`) });
+  // Dawn rounds timestamps to ~65 µs by default (a browser fingerprinting guard); kernel profiles need them exact.
+  const dawnFlags = name === 'bench' ? ['disable-dawn-features=timestamp_quantization'] : [];
+  const ctx = await acquireNodeDevice({ onLost: (l) => console.error(`GPU device lost (${l.reason}): ${l.message}`) }, dawnFlags);
   try {
     return await command(ctx, args);
   } finally {

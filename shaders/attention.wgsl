@@ -1,54 +1,62 @@
-// Causal GQA attention over a KV cache, one workgroup per (query token, head), online softmax in
-// blocks of 64 keys so any context length fits in fixed workgroup memory.
+// Causal GQA attention over a KV cache, split along the keys (flash-decoding): workgroup
+// (split, head, token) runs an online softmax over its share of the keys in blocks of 64 and
+// leaves (max, sum, unnormalised output) for `combine`; with one split it writes the output itself.
+// Decode has one query per head, so without the split a 16-head model would keep 16 workgroups busy.
 //   q: [T, H, D] (already normed/rotated), k_cache/v_cache: [max_pos, KVH, D], out: [T, H, D]
-// Query t sits at position start + t and sees keys 0 ..= start + t. D ≤ 256.
-struct Params { tokens: u32, heads: u32, kv_heads: u32, head_dim: u32, start: u32, scale: f32, _a: u32, _b: u32 }
+// Query t sits at position start + t and sees keys 0 ..= start + t. D ≤ 256, D % 4 == 0.
+// part: [T, H, splits, D + 2] — the D partial outputs, then max and sum.
+struct Params { tokens: u32, heads: u32, kv_heads: u32, head_dim: u32, start: u32, scale: f32, splits: u32, chunk: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> k_cache: array<f32>;
+@group(0) @binding(2) var<storage, read> k_cache: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> v_cache: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(5) var<storage, read_write> part: array<f32>;
 
 const B = 64u;
-var<workgroup> qs: array<f32, 256>;
+const NEG = -3.402823e38;
+var<workgroup> qs: array<vec4<f32>, 64>;
 var<workgroup> sc: array<f32, 64>;
-var<workgroup> stat: array<f32, 2>; // block max, block sum
+var<workgroup> red: array<f32, 64>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = wg.x;
+  let split = wg.x;
   let h = wg.y;
+  let t = wg.z;
   let D = p.head_dim;
+  let D4 = D / 4u;
   let kvh = h / (p.heads / p.kv_heads);
   let qbase = (t * p.heads + h) * D;
-  for (var d = lid; d < D; d += B) { qs[d] = q[qbase + d]; }
+  if (lid < D4) {
+    qs[lid] = vec4<f32>(q[qbase + 4u * lid], q[qbase + 4u * lid + 1u], q[qbase + 4u * lid + 2u], q[qbase + 4u * lid + 3u]);
+  }
   workgroupBarrier();
 
   let n_keys = p.start + t + 1u;
-  var m = -3.402823e38; // running max
-  var l = 0.0;          // running sum of exp
+  let j_begin = split * p.chunk;
+  let j_end = min(n_keys, j_begin + p.chunk);
+  var m = NEG;            // running max
+  var l = 0.0;            // running sum of exp
   var acc: array<f32, 4>; // this thread's output dims: lid, lid+64, lid+128, lid+192
-  for (var j0 = 0u; j0 < n_keys; j0 += B) {
+  for (var j0 = j_begin; j0 < j_end; j0 += B) {
     let j = j0 + lid;
-    var s = -3.402823e38;
-    if (j < n_keys) {
-      let kb = (j * p.kv_heads + kvh) * D;
-      var dot = 0.0;
-      for (var d = 0u; d < D; d++) { dot = fma(qs[d], k_cache[kb + d], dot); }
-      s = dot * p.scale;
+    var s = NEG;
+    if (j < j_end) {
+      let kb = (j * p.kv_heads + kvh) * D4;
+      var dot = vec4<f32>(0.0);
+      for (var d = 0u; d < D4; d++) { dot = fma(qs[d], k_cache[kb + d], dot); }
+      s = (dot.x + dot.y + dot.z + dot.w) * p.scale;
     }
     sc[lid] = s;
+    red[lid] = s;
     workgroupBarrier();
-    if (lid == 0u) {
-      var bm = -3.402823e38;
-      let cnt = min(B, n_keys - j0);
-      for (var i = 0u; i < cnt; i++) { bm = max(bm, sc[i]); }
-      stat[0] = bm;
+    for (var w = 32u; w > 0u; w >>= 1u) {
+      if (lid < w) { red[lid] = max(red[lid], red[lid + w]); }
+      workgroupBarrier();
     }
-    workgroupBarrier();
-    let new_m = max(m, stat[0]);
-    let cnt = min(B, n_keys - j0);
-    // Every thread rescales its own accumulators and reads the block's probabilities.
+    let new_m = max(m, red[0]);
+    let cnt = min(B, j_end - j0);
     let corr = exp(m - new_m);
     var bsum = 0.0;
     for (var c = 0u; c < 4u; c++) { acc[c] *= corr; }
@@ -65,8 +73,49 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     m = new_m;
     workgroupBarrier();
   }
+  if (p.splits == 1u) {
+    for (var c = 0u; c < 4u; c++) {
+      let d = lid + c * B;
+      if (d < D) { out[qbase + d] = acc[c] / l; }
+    }
+    return;
+  }
+  let pb = ((t * p.heads + h) * p.splits + split) * (D + 2u);
   for (var c = 0u; c < 4u; c++) {
     let d = lid + c * B;
-    if (d < D) { out[qbase + d] = acc[c] / l; }
+    if (d < D) { part[pb + d] = acc[c]; }
+  }
+  if (lid == 0u) {
+    part[pb + D] = m;       // NEG (and l = 0) for a split past this query's last key
+    part[pb + D + 1u] = l;
+  }
+}
+
+// out[t, h, :] = Σ_s e^(m_s − M) acc_s / Σ_s e^(m_s − M) l_s over the splits; workgroup (head, token).
+@compute @workgroup_size(64)
+fn combine(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let h = wg.x;
+  let t = wg.y;
+  let D = p.head_dim;
+  let base = (t * p.heads + h) * p.splits * (D + 2u);
+  var mx = NEG;
+  for (var s = 0u; s < p.splits; s++) { mx = max(mx, part[base + s * (D + 2u) + D]); }
+  var den = 0.0;
+  var acc: array<f32, 4>;
+  for (var s = 0u; s < p.splits; s++) {
+    let sb = base + s * (D + 2u);
+    let ms = part[sb + D];
+    if (ms == NEG) { continue; }
+    let w = exp(ms - mx);
+    den += w * part[sb + D + 1u];
+    for (var c = 0u; c < 4u; c++) {
+      let d = lid + c * B;
+      if (d < D) { acc[c] = fma(w, part[sb + d], acc[c]); }
+    }
+  }
+  let qbase = (t * p.heads + h) * D;
+  for (var c = 0u; c < 4u; c++) {
+    let d = lid + c * B;
+    if (d < D) { out[qbase + d] = acc[c] / den; }
   }
 }

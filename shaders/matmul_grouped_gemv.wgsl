@@ -1,7 +1,7 @@
 // The routed-expert matmul for few slots (decode): same tile table as matmul_grouped.wgsl (one
 // expert per tile), but each workgroup computes 8 output columns for the tile's rows as dot
 // products, 32 threads per column, instead of filling a 64×64 tile for one or two rows.
-// GATHER=1: row r reads token x[sorted[r] / topk]; GATHER=0: row r reads a[r].
+// GATHER=1: row r reads token x[sorted[r] / topk]; GATHER=0: row r reads a[r]. SWIGLU only in main8.
 struct Params { N: u32, K: u32, topk: u32, max_tiles: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> tiles: array<vec4<u32>>;
@@ -62,5 +62,53 @@ fn per_column(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     var acc = 0.0;
     for (var k = 0u; k < p.K; k++) { acc = fma(a[arow + k], wv(wrow + k), acc); }
     out[r * p.N + n] = acc;
+  }
+}
+
+// Row r's inputs k … k+7 as two vec4s. With SWIGLU (the down projection) `a` holds the gate/up
+// rows [r, 2K] and the input is silu(gate) · up computed here, which saves the SwiGLU dispatch.
+fn x8(r: u32, k: u32) -> array<vec4<f32>, 2> {
+  var v: array<f32, 8>;
+  if (${SWIGLU}u == 1u) {
+    let g0 = r * 2u * p.K + k;
+    for (var j = 0u; j < 8u; j++) {
+      let g = a[g0 + j];
+      v[j] = g / (1.0 + exp(-g)) * a[g0 + p.K + j];
+    }
+  } else {
+    let b = a_row(r) * p.K + k;
+    for (var j = 0u; j < 8u; j++) { v[j] = a[b + j]; }
+  }
+  return array<vec4<f32>, 2>(vec4<f32>(v[0], v[1], v[2], v[3]), vec4<f32>(v[4], v[5], v[6], v[7]));
+}
+
+// K % 8 == 0 (real GPUs): 8 consecutive weights per lane per step through wdot8 (see matmul_gemv.wgsl).
+@compute @workgroup_size(256)
+fn main8(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+         @builtin(local_invocation_index) lid: u32) {
+  let tile_id = wg.y + wg.z * nwg.y;
+  if (tile_id >= p.max_tiles) { return; }
+  let tile = tiles[tile_id];
+  if (tile.w == 0u) { return; }
+  let col = lid / LANES;
+  let lane = lid % LANES;
+  let n = wg.x * COLS + col;
+  let wrow = tile.x * p.N * p.K + n * p.K;
+  for (var r = tile.y; r < tile.z; r++) {
+    var acc = 0.0;
+    if (n < p.N) {
+      for (var k = lane * 8u; k < p.K; k += LANES * 8u) {
+        let x = x8(r, k);
+        acc += wdot8(wrow + k, x[0], x[1]);
+      }
+    }
+    part[lid] = acc;
+    workgroupBarrier();
+    for (var s = LANES / 2u; s > 0u; s >>= 1u) {
+      if (lane < s) { part[lid] += part[lid + s]; }
+      workgroupBarrier();
+    }
+    if (lane == 0u && n < p.N) { out[r * p.N + n] = part[lid]; }
+    workgroupBarrier();
   }
 }

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { encodeAttention } from '../../src/engine/ops/attention';
+import { attentionPlan, attentionScratchBytes, encodeAttention } from '../../src/engine/ops/attention';
 import { encodeAddScaled, encodeSwiGlu } from '../../src/engine/ops/elementwise';
 import { encodeEmbedding } from '../../src/engine/ops/embedding';
-import { encodeRope, ropeTable, uploadRopeTable } from '../../src/engine/ops/rope';
+import { encodeRope, encodeRopeToCache, ropeTable, uploadRopeTable } from '../../src/engine/ops/rope';
 import { attentionRef, embeddingRef, ropeRef, swigluRef } from '../../src/engine/ref/ops';
 import { maxAbsDiff, randomF32, rng } from '../../src/engine/ref/random';
 import { gpuKernels } from './device';
@@ -31,6 +31,24 @@ describe('rope (rotate_half) vs reference', () => {
       expect(maxAbsDiff(await f32(k, buf, x.length), ropeRef(x, table.cos, table.sin, T, H, D, start))).toBeLessThan(1e-6);
     });
   }
+  for (const [T, H, KVH, D, start] of [[1, 4, 2, 8, 0], [3, 4, 4, 16, 9], [2, 6, 2, 64, 100]] as const) {
+    it(`q in place, k and v into the cache: T=${T} H=${H} KVH=${KVH} D=${D} start=${start}`, async () => {
+      const k = await gpuKernels();
+      const P = 128;
+      const table = ropeTable(P, D, 10000, { type: 'default' });
+      const q = randomF32(T * H * D, T + D), kk = randomF32(T * KVH * D, T + D + 1), v = randomF32(T * KVH * D, T + D + 2);
+      const kc0 = randomF32(P * KVH * D, 5), vc0 = randomF32(P * KVH * D, 6);
+      const [bq, bkc, bvc] = [up(k, q), up(k, kc0), up(k, vc0)];
+      submit(k, (enc) => encodeRopeToCache(k, enc, { q: bq, k: up(k, kk), v: up(k, v), kCache: bkc, vCache: bvc, table: uploadRopeTable(k.device, table), tokens: T, heads: H, kvHeads: KVH, headDim: D, start }));
+      expect(maxAbsDiff(await f32(k, bq, q.length), ropeRef(q, table.cos, table.sin, T, H, D, start))).toBeLessThan(1e-6);
+      const row0 = start * KVH * D;
+      const kWant = kc0.slice(), vWant = vc0.slice();
+      kWant.set(ropeRef(kk, table.cos, table.sin, T, KVH, D, start), row0);
+      vWant.set(v, row0);
+      expect(maxAbsDiff(await f32(k, bkc, kc0.length), kWant)).toBeLessThan(1e-6);
+      expect(maxAbsDiff(await f32(k, bvc, vc0.length), vWant)).toBe(0);
+    });
+  }
   it('linear scaling divides positions by the factor', () => {
     const a = ropeTable(64, 8, 10000, { type: 'linear', factor: 4 });
     const b = ropeTable(64, 8, 10000, { type: 'default' });
@@ -47,7 +65,18 @@ describe('causal GQA attention over the KV cache vs reference', () => {
     [3, 6, 3, 64, 130],
     [65, 2, 2, 8, 0],
     [2, 8, 8, 256, 5],
+    // long contexts: keys split over many workgroups, then combined
+    [1, 2, 1, 16, 1000],
+    [4, 4, 2, 8, 700],
+    [9, 1, 1, 4, 3000],
   ];
+  it('splits long contexts and not short prefills', () => {
+    expect(attentionPlan(1, 16, 1024).splits).toBeGreaterThan(4);
+    expect(attentionPlan(512, 16, 512).splits).toBe(1);
+    const { splits, chunk } = attentionPlan(1, 16, 4096);
+    expect(splits * chunk).toBeGreaterThanOrEqual(4096);
+    expect(chunk % 64).toBe(0);
+  });
   for (const [T, H, KVH, D, start] of cases) {
     it(`T=${T} H=${H} KVH=${KVH} D=${D} start=${start}`, async () => {
       const k = await gpuKernels();
@@ -57,7 +86,8 @@ describe('causal GQA attention over the KV cache vs reference', () => {
       const vc = randomF32(P * KVH * D, 3 + P);
       const out = empty(k, T * H * D);
       const scale = 1 / Math.sqrt(D);
-      submit(k, (enc) => encodeAttention(k, enc, { q: up(k, q), kCache: up(k, kc), vCache: up(k, vc), out, tokens: T, heads: H, kvHeads: KVH, headDim: D, start, scale }));
+      const scratch = empty(k, attentionScratchBytes(T, H, D, P) / 4);
+      submit(k, (enc) => encodeAttention(k, enc, { q: up(k, q), kCache: up(k, kc), vCache: up(k, vc), out, scratch, tokens: T, heads: H, kvHeads: KVH, headDim: D, start, scale }));
       expect(maxAbsDiff(await f32(k, out, T * H * D), attentionRef(q, kc, vc, T, H, KVH, D, start, scale))).toBeLessThan(2e-6);
     });
   }

@@ -37,9 +37,9 @@ describe('matmul with int8 / int4 weights dequantised in the kernel', () => {
 });
 
 describe('routed experts with quantised expert weights', () => {
-  for (const [T, format] of [[1, 'int4'], [2, 'int8'], [40, 'int4']] as const) {
-    it(`T=${T} ${format} g32`, async () => {
-      const k = await gpuKernels();
+  for (const [T, format] of [[1, 'int4'], [2, 'int8'], [1, 'int8'], [2, 'int4'], [40, 'int4']] as const) for (const profile of ['gpu', 'software'] as const) {
+    it(`T=${T} ${format} g32 (${profile})`, async () => {
+      const k = await gpuKernels(profile);
       const [E, K, H, I] = [8, 2, 64, 32];
       const x = randomF32(T * H, T);
       const { idx, weights } = routeRef(randomF32(T * E, T + 9, 3), T, E, K, true);

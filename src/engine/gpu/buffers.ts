@@ -78,11 +78,15 @@ const bindGroups = new WeakMap<GPUComputePipeline, { layout: GPUBindGroupLayout;
 const bufferIds = new WeakMap<GPUBuffer, number>();
 let nextBufferId = 1;
 
-function bindGroupFor(device: GPUDevice, pipeline: GPUComputePipeline, buffers: GPUBuffer[]): GPUBindGroup {
+function bindGroupFor(device: GPUDevice, pipeline: GPUComputePipeline, buffers: ReadonlyArray<GPUBuffer | null>): GPUBindGroup {
   let c = bindGroups.get(pipeline);
   if (!c) bindGroups.set(pipeline, (c = { layout: pipeline.getBindGroupLayout(0), groups: new Map() }));
   let key = '';
   for (const b of buffers) {
+    if (!b) {
+      key += '-,';
+      continue;
+    }
     let id = bufferIds.get(b);
     if (id === undefined) bufferIds.set(b, (id = nextBufferId++));
     key += `${id},`;
@@ -90,7 +94,7 @@ function bindGroupFor(device: GPUDevice, pipeline: GPUComputePipeline, buffers: 
   let g = c.groups.get(key);
   if (!g) {
     if (c.groups.size >= CACHE_PER_PIPELINE) c.groups.clear();
-    g = device.createBindGroup({ layout: c.layout, entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })) });
+    g = device.createBindGroup({ layout: c.layout, entries: buffers.flatMap((buffer, binding) => (buffer ? [{ binding, resource: { buffer } }] : [])) });
     c.groups.set(key, g);
   }
   return g;
@@ -121,11 +125,14 @@ export function submitEncoder(device: GPUDevice, enc: GPUCommandEncoder): void {
   device.queue.submit([enc.finish()]);
 }
 
-/** Records one compute dispatch into `enc` (or a fresh encoder that is submitted at once). */
+/**
+ * Records one compute dispatch into `enc` (or a fresh encoder that is submitted at once). Buffer i
+ * goes to binding i; null leaves a binding out (an entry point that does not use it).
+ */
 export function dispatch(
   device: GPUDevice,
   pipeline: GPUComputePipeline,
-  buffers: GPUBuffer[],
+  buffers: ReadonlyArray<GPUBuffer | null>,
   workgroups: [number, number?, number?],
   enc?: GPUCommandEncoder,
 ): void {

@@ -7,12 +7,12 @@ import { copyBuffer, createStorage, readBuffer, submitEncoder } from '../gpu/buf
 import type { Kernels } from '../gpu/kernels';
 import { createMoeScratch, destroyMoeScratch, encodeExperts, type MoeScratch } from '../moe/experts';
 import { createRouterTables, defaultRouter, encodeRoute, expertCapacity, type RouterConfig, type RouterTables, validateRouter, writeRouterTables } from '../moe/router';
-import { encodeAttention } from '../ops/attention';
+import { attentionScratchBytesUpTo, encodeAttention, MAX_HEAD_DIM } from '../ops/attention';
 import { encodeAddScaled, encodeSwiGlu } from '../ops/elementwise';
 import { encodeEmbedding } from '../ops/embedding';
 import { encodeMatmul } from '../ops/matmul';
-import { encodeRmsNorm } from '../ops/rmsnorm';
-import { encodeRope, ropeTable, uploadRopeTable, type GpuRopeTable } from '../ops/rope';
+import { encodeAddRmsNorm, encodeRmsNorm } from '../ops/rmsnorm';
+import { encodeRopeToCache, ropeTable, uploadRopeTable, type GpuRopeTable } from '../ops/rope';
 import { createSamplerBuffers, encodeSample, type SamplerBuffers, type SamplingParams, validateSampling } from './sampling';
 import type { GpuWeight } from '../quant/weight';
 import type { ModelSpec } from './spec';
@@ -71,9 +71,11 @@ interface Scratch {
   x: GPUBuffer;
   q: GPUBuffer;
   k: GPUBuffer;
+  qNormed: GPUBuffer;
   kNormed: GPUBuffer;
   v: GPUBuffer;
   attn: GPUBuffer;
+  attnSplits: GPUBuffer;
   proj: GPUBuffer;
   routerLogits: GPUBuffer;
   probs: GPUBuffer;
@@ -114,6 +116,7 @@ export class MoeModel {
     opts: ModelOptions = {},
   ) {
     const s = spec;
+    if (s.headDim % 4 !== 0 || s.headDim > MAX_HEAD_DIM) throw new Error(`head_dim ${s.headDim} is not supported: the attention kernel needs a multiple of 4 up to ${MAX_HEAD_DIM}`);
     this.contextLength = Math.min(opts.contextLength ?? 2048, s.maxPositions);
     this.chunkTokens = Math.max(1, Math.min(opts.chunkTokens ?? 256, this.contextLength));
     const kvBytes = this.contextLength * s.numKvHeads * s.headDim * 4;
@@ -247,9 +250,11 @@ export class MoeModel {
       x: buf(T * H, 'normed'),
       q: buf(T * s.numHeads * D, 'q'),
       k: buf(T * s.numKvHeads * D, 'k'),
+      qNormed: buf(T * s.numHeads * D, 'q-normed'),
       kNormed: buf(T * s.numKvHeads * D, 'k-normed'),
       v: buf(T * s.numKvHeads * D, 'v'),
       attn: buf(T * s.numHeads * D, 'attn'),
+      attnSplits: createStorage(dev, attentionScratchBytesUpTo(T, s.numHeads, D, this.contextLength), 'attn-splits'),
       proj: buf(T * H, 'proj'),
       routerLogits: buf(T * E, 'router-logits'),
       probs: buf(T * E, 'router-probs'),
@@ -305,26 +310,28 @@ export class MoeModel {
     const enc = dev.createCommandEncoder({ label: `forward ${start}+${T}` });
 
     encodeEmbedding(k, enc, { ids: sc.ids, table: this.weights.embed, out: sc.h, tokens: T, dim: H, vocab: s.vocabSize, scale: s.embeddingMultiplier });
+    // Each residual add is fused with the norm that follows it (the next layer's input norm, or
+    // the final norm), so the first layer's input norm is the only standalone one.
+    encodeRmsNorm(k, enc, { x: sc.h, weight: this.weights.layers[0]!.attnNorm, y: sc.x, rows: T, dim: H, eps: s.rmsNormEps });
+    const wantHead = wantLogits || !!sample;
     let moeIndex = 0;
     for (let l = 0; l < s.numLayers; l++) {
       const w = this.weights.layers[l]!;
       this.encodeAttentionBlock(enc, w, l, T, start);
-      encodeRmsNorm(k, enc, { x: sc.h, weight: w.mlpNorm, y: sc.x, rows: T, dim: H, eps: s.rmsNormEps });
+      encodeAddRmsNorm(k, enc, { h: sc.h, y: sc.proj, alpha: s.residualMultiplier, weight: w.mlpNorm, x: sc.x, rows: T, dim: H, eps: s.rmsNormEps });
       if (s.layers[l]!.mlp === 'moe') {
-        this.encodeMoeBlock(enc, w, T, start);
-        const n = T * K;
-        copyBuffer(enc, sc.idx, 0, sc.capture, moeIndex * 2 * n * 4, n * 4);
-        copyBuffer(enc, sc.gates, 0, sc.capture, (moeIndex * 2 + 1) * n * 4, n * 4);
+        this.encodeMoeBlock(enc, w, T, start, { buffer: sc.capture, offset: moeIndex * 2 * T * K });
         if (wantRouter) copyBuffer(enc, sc.routerLogits, 0, sc.routerCapture!, moeIndex * T * E * 4, T * E * 4);
         moeIndex++;
       } else {
         this.encodeFfn(enc, w.mlpGateUp!, w.mlpDown!, s.denseIntermediateSize, sc.mlpOut, T);
       }
-      encodeAddScaled(k, enc, { h: sc.h, y: sc.mlpOut, n: T * H, alpha: s.residualMultiplier });
+      const nextNorm = l + 1 < s.numLayers ? this.weights.layers[l + 1]!.attnNorm : wantHead ? this.weights.finalNorm : null;
+      if (nextNorm) encodeAddRmsNorm(k, enc, { h: sc.h, y: sc.mlpOut, alpha: s.residualMultiplier, weight: nextNorm, x: sc.x, rows: T, dim: H, eps: s.rmsNormEps });
+      else encodeAddScaled(k, enc, { h: sc.h, y: sc.mlpOut, n: T * H, alpha: s.residualMultiplier });
     }
     const rows = allLogits ? T : 1;
-    if (wantLogits || sample) {
-      encodeRmsNorm(k, enc, { x: sc.h, weight: this.weights.finalNorm, y: sc.x, rows: T, dim: H, eps: s.rmsNormEps });
+    if (wantHead) {
       let xin = sc.x;
       if (!allLogits) {
         copyBuffer(enc, sc.x, (T - 1) * H * 4, sc.lastRow, 0, H * 4);
@@ -349,40 +356,30 @@ export class MoeModel {
   }
 
 
+  /** sc.x (the normed hidden state) → attention → sc.proj (o-projection, before the residual add). */
   private encodeAttentionBlock(enc: GPUCommandEncoder, w: LayerWeights, l: number, T: number, start: number): void {
     const s = this.spec;
     const k = this.kernels;
     const sc = this.scratch!;
     const H = s.hiddenSize, D = s.headDim, nH = s.numHeads, nKV = s.numKvHeads;
-    encodeRmsNorm(k, enc, { x: sc.h, weight: w.attnNorm, y: sc.x, rows: T, dim: H, eps: s.rmsNormEps });
     encodeMatmul(k, enc, { x: sc.x, w: w.q, bias: w.qBias, y: sc.q, M: T, N: nH * D, K: H });
     encodeMatmul(k, enc, { x: sc.x, w: w.k, bias: w.kBias, y: sc.k, M: T, N: nKV * D, K: H });
     encodeMatmul(k, enc, { x: sc.x, w: w.v, bias: w.vBias, y: sc.v, M: T, N: nKV * D, K: H });
     let q = sc.q;
     let kk = sc.k;
     if (s.qkNorm !== 'none') {
-      // WebGPU forbids binding one buffer as both input and output: the normed q goes to attn
-      // (free until attention, then copied back) and the normed k to its own buffer.
+      // WebGPU forbids binding one buffer as both input and output: normed q and k get their own.
       const perHead = s.qkNorm === 'head';
-      encodeRmsNorm(k, enc, { x: sc.q, weight: w.qNorm!, y: sc.attn, rows: perHead ? T * nH : T, dim: perHead ? D : nH * D, eps: s.rmsNormEps });
+      encodeRmsNorm(k, enc, { x: sc.q, weight: w.qNorm!, y: sc.qNormed, rows: perHead ? T * nH : T, dim: perHead ? D : nH * D, eps: s.rmsNormEps });
       encodeRmsNorm(k, enc, { x: sc.k, weight: w.kNorm!, y: sc.kNormed, rows: perHead ? T * nKV : T, dim: perHead ? D : nKV * D, eps: s.rmsNormEps });
-      [q, kk] = [sc.attn, sc.kNormed];
+      [q, kk] = [sc.qNormed, sc.kNormed];
     }
-    encodeRope(k, enc, { x: q, table: this.rope, tokens: T, heads: nH, headDim: D, start });
-    encodeRope(k, enc, { x: kk, table: this.rope, tokens: T, heads: nKV, headDim: D, start });
-    const rowBytes = nKV * D * 4;
-    copyBuffer(enc, kk, 0, this.kCache[l]!, start * rowBytes, T * rowBytes);
-    copyBuffer(enc, sc.v, 0, this.vCache[l]!, start * rowBytes, T * rowBytes);
-    if (q === sc.attn) {
-      copyBuffer(enc, sc.attn, 0, sc.q, 0, T * nH * D * 4);
-      q = sc.q;
-    }
+    encodeRopeToCache(k, enc, { q, k: kk, v: sc.v, kCache: this.kCache[l]!, vCache: this.vCache[l]!, table: this.rope, tokens: T, heads: nH, kvHeads: nKV, headDim: D, start });
     encodeAttention(k, enc, {
-      q, kCache: this.kCache[l]!, vCache: this.vCache[l]!, out: sc.attn,
+      q, kCache: this.kCache[l]!, vCache: this.vCache[l]!, out: sc.attn, scratch: sc.attnSplits,
       tokens: T, heads: nH, kvHeads: nKV, headDim: D, start, scale: s.attentionScale ?? 1 / Math.sqrt(D),
     });
     encodeMatmul(k, enc, { x: sc.attn, w: w.o, bias: w.oBias, y: sc.proj, M: T, N: H, K: nH * D });
-    encodeAddScaled(k, enc, { h: sc.h, y: sc.proj, n: T * H, alpha: s.residualMultiplier });
   }
 
   /** x (normed) → SwiGLU MLP → out, for dense layers and the shared expert. */
@@ -395,7 +392,7 @@ export class MoeModel {
     encodeMatmul(k, enc, { x: sc.ffAct, w: down, y: out, M: T, N: H, K: inter });
   }
 
-  private encodeMoeBlock(enc: GPUCommandEncoder, w: LayerWeights, T: number, start: number): void {
+  private encodeMoeBlock(enc: GPUCommandEncoder, w: LayerWeights, T: number, start: number, capture: { buffer: GPUBuffer; offset: number }): void {
     const s = this.spec;
     const k = this.kernels;
     const sc = this.scratch!;
@@ -416,7 +413,7 @@ export class MoeModel {
     encodeExperts(k, enc, {
       x: sc.x, idx: sc.idx, gates: sc.gates, wGateUp: w.expertsGateUp!, wDown: w.expertsDown!, shared,
       out: sc.mlpOut, tokens: T, topk: K, experts: E, hidden: H, inter: s.moe.intermediateSize, scratch: sc.moe!,
-      capacity: expertCapacity(r, T, E),
+      capacity: expertCapacity(r, T, E), capture,
     });
   }
 }

@@ -54,8 +54,8 @@ export interface QuantCache {
 
 export interface ModelWeights {
   embed: GPUBuffer;
-  /** The same buffer as `embed` when embeddings are tied. */
-  lmHead: GPUBuffer;
+  /** The same buffer as `embed` when embeddings are tied; else stored like the other matrices (f32 or quantised). */
+  lmHead: GPUBuffer | GpuWeight;
   finalNorm: GPUBuffer;
   layers: LayerWeights[];
   bytes: number;
@@ -109,7 +109,9 @@ export async function uploadWeights(device: GPUDevice, spec: ModelSpec, slots: W
     for (const [i, slot] of slots.entries()) {
       opts.signal?.throwIfAborted();
       const layerSlotName = slot.name.slice(slot.name.indexOf('.') + 1) as LayerSlot;
-      const quantizable = slot.name.startsWith('L') && QUANTIZABLE.has(layerSlotName);
+      // An untied LM head is the largest matrix a decode step reads (OLMoE: 412 MB as f32, more
+      // than its eight experts in int4); tied, it is the embedding table, which stays f32.
+      const quantizable = (slot.name.startsWith('L') && QUANTIZABLE.has(layerSlotName)) || (slot.name === 'lm_head' && !spec.tieWordEmbeddings);
       const K = slot.shape[slot.shape.length - 1]!;
       const packs = quantizable && format !== 'f32' && canQuantize(K, group);
       const cached = packs ? await opts.cache?.get(slot.name) : null;
@@ -162,11 +164,15 @@ export async function uploadWeights(device: GPUDevice, spec: ModelSpec, slots: W
     layers.push(lw as unknown as LayerWeights);
   }
   const embed = need('embed');
-  return { embed, lmHead: spec.tieWordEmbeddings ? bufs.get('lm_head') ?? embed : need('lm_head'), finalNorm: need('final_norm'), layers, bytes };
+  const lmHead = spec.tieWordEmbeddings ? bufs.get('lm_head') ?? embed : mats.get('lm_head');
+  if (!lmHead) throw new Error(`The ${spec.arch} builder gave no weight for lm_head`);
+  return { embed, lmHead, finalNorm: need('final_norm'), layers, bytes };
 }
 
 export function destroyWeights(w: ModelWeights): void {
-  const seen = new Set<GPUBuffer>([w.embed, w.lmHead, w.finalNorm]);
+  const seen = new Set<GPUBuffer>([w.embed, w.finalNorm]);
+  if ('format' in w.lmHead) destroyWeight(w.lmHead);
+  else seen.add(w.lmHead);
   for (const l of w.layers) {
     for (const b of Object.values(l) as Array<GPUBuffer | GpuWeight | undefined>) {
       if (!b) continue;

@@ -70,6 +70,8 @@ export interface ExpertsArgs {
   /** Most tokens an expert takes (later ones are dropped); 0 = no limit. */
   capacity: number;
   scratch: MoeScratch;
+  /** Also copy idx and gates (T·k words each, in that order) into `buffer` from word `offset`. */
+  capture?: { buffer: GPUBuffer; offset: number };
 }
 
 /** Records the routed-expert FFN for T tokens. */
@@ -83,25 +85,34 @@ export function encodeExperts(k: Kernels, enc: GPUCommandEncoder, a: ExpertsArgs
   const plan = k.uniform([{ u32: slots }, { u32: a.experts }, { u32: GROUP_TILE }, { u32: tiles }, { u32: a.capacity }, { u32: 0 }, { u32: 0 }, { u32: 0 }]);
   dispatch(k.device, k.pipelines.get('moe_plan.wgsl'), [plan, a.idx, s.sorted, s.slotPos, s.tiles, s.counts], [1], enc);
 
-  const [ty, tz] = grid1d(tiles);
   // Few slots (decode): per-row dot products; many (prefill): 64×64 register-tiled GEMM.
   const gemv = slots <= GEMV_MAX_SLOTS;
+  // The plan writes the used tiles first; with ≤ GROUP_TILE slots each expert fills at most one,
+  // so `slots` workgroup rows cover them all and the other E − k tiles are not even launched.
+  const [ty, tz] = grid1d(gemv ? Math.min(tiles, slots) : tiles);
   const shader = gemv ? 'matmul_grouped_gemv.wgsl' : 'matmul_grouped.wgsl';
-  const entry = gemv && k.profile === 'software' ? 'per_column' : 'main';
+  const vec8 = a.hidden % 8 === 0 && a.inter % 8 === 0;
+  const entry = !gemv ? 'main' : k.profile === 'software' ? 'per_column' : vec8 ? 'main8' : 'main';
   const colsPerGroup = gemv && k.profile !== 'software' ? 8 : 64;
   const up = k.uniform([{ u32: 2 * a.inter }, { u32: a.hidden }, { u32: a.topk }, { u32: tiles }]);
   const wgu = asWeight(a.wGateUp);
   const wdn = asWeight(a.wDown);
-  dispatch(k.device, k.pipelines.get(shader, entry, { GATHER: 1, ...weightDefines(wgu, 4, 6) }), [up, s.tiles, s.sorted, a.x, wgu.buffer, s.gateUp, ...weightExtras(wgu)], [Math.ceil((2 * a.inter) / colsPerGroup), ty, tz], enc);
+  const swigluDefine = shader === 'matmul_grouped_gemv.wgsl' ? { SWIGLU: 0 } : {};
+  dispatch(k.device, k.pipelines.get(shader, entry, { GATHER: 1, ...swigluDefine, ...weightDefines(wgu, 4, 6) }), [up, s.tiles, s.sorted, a.x, wgu.buffer, s.gateUp, ...weightExtras(wgu)], [Math.ceil((2 * a.inter) / colsPerGroup), ty, tz], enc);
 
-  encodeSwiGlu(k, enc, { gateUp: s.gateUp, out: s.act, rows: slots, inter: a.inter });
+  // The vectorised few-slot kernel applies SwiGLU as it reads the gate/up rows; the others need it done first.
+  const fused = entry === 'main8';
+  if (!fused) encodeSwiGlu(k, enc, { gateUp: s.gateUp, out: s.act, rows: slots, inter: a.inter });
 
   const down = k.uniform([{ u32: a.hidden }, { u32: a.inter }, { u32: a.topk }, { u32: tiles }]);
-  dispatch(k.device, k.pipelines.get(shader, entry, { GATHER: 0, ...weightDefines(wdn, 4, 6) }), [down, s.tiles, s.sorted, s.act, wdn.buffer, s.down, ...weightExtras(wdn)], [Math.ceil(a.hidden / colsPerGroup), ty, tz], enc);
+  const downDefines = { GATHER: 0, ...(shader === 'matmul_grouped_gemv.wgsl' ? { SWIGLU: fused ? 1 : 0 } : {}), ...weightDefines(wdn, 4, 6) };
+  dispatch(k.device, k.pipelines.get(shader, entry, downDefines), [down, s.tiles, s.sorted, fused ? s.gateUp : s.act, wdn.buffer, s.down, ...weightExtras(wdn)], [Math.ceil(a.hidden / colsPerGroup), ty, tz], enc);
 
   const mode = a.shared ? (a.shared.gateLogits ? 2 : 1) : 0;
-  const comb = k.uniform([{ u32: a.tokens }, { u32: a.hidden }, { u32: a.topk }, { u32: mode }]);
+  const cap = a.capture;
+  const comb = k.uniform([{ u32: a.tokens }, { u32: a.hidden }, { u32: a.topk }, { u32: mode }, { u32: cap ? 1 : 0 }, { u32: cap?.offset ?? 0 }, { u32: 0 }, { u32: 0 }]);
   const sharedOut = a.shared?.out ?? s.down; // bound but unread when mode is 0
   const sharedGate = a.shared?.gateLogits ?? s.counts;
-  dispatch(k.device, k.pipelines.get('moe_combine.wgsl'), [comb, a.gates, s.slotPos, s.down, sharedOut, sharedGate, a.out], grid1d(Math.ceil((a.tokens * a.hidden) / 256)), enc);
+  const threads = a.tokens * Math.max(a.hidden, a.topk);
+  dispatch(k.device, k.pipelines.get('moe_combine.wgsl'), [comb, a.gates, s.slotPos, s.down, sharedOut, sharedGate, a.out, a.idx, cap?.buffer ?? s.tiles], grid1d(Math.ceil(threads / 256)), enc);
 }

@@ -38,7 +38,7 @@ export function encodeMatmul(k: Kernels, enc: GPUCommandEncoder, a: MatmulArgs):
   const buffers = [params, a.x, w.buffer, bias, a.y, ...weightExtras(w)];
   if (a.M <= GEMV_MAX_ROWS) {
     const soft = k.profile === 'software';
-    const pipeline = k.pipelines.get('matmul_gemv.wgsl', soft ? 'per_column' : 'main', defines);
+    const pipeline = k.pipelines.get('matmul_gemv.wgsl', soft ? 'per_column' : a.K % 8 === 0 ? 'main8' : 'main', defines);
     dispatch(device, pipeline, buffers, grid1d(Math.ceil(a.N / (soft ? 64 : GEMV_COLS))), enc);
   } else {
     dispatch(device, k.pipelines.get('matmul.wgsl', 'main', defines), buffers, [Math.ceil(a.N / TILE), Math.ceil(a.M / TILE)], enc);

@@ -53,3 +53,21 @@ export function encodeRope(
   const threads = a.tokens * a.heads * (a.headDim / 2);
   dispatch(k.device, k.pipelines.get('rope.wgsl'), [params, a.x, a.table.cos, a.table.sin], grid1d(Math.ceil(threads / 64)), enc);
 }
+
+/**
+ * Rotates q[T, heads, D] in place and writes rotated k and plain v [T, kvHeads, D] into the caches
+ * at positions start … start+T−1, in one dispatch.
+ */
+export function encodeRopeToCache(
+  k: Kernels,
+  enc: GPUCommandEncoder,
+  a: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; kCache: GPUBuffer; vCache: GPUBuffer; table: GpuRopeTable; tokens: number; heads: number; kvHeads: number; headDim: number; start: number },
+): void {
+  if (a.start + a.tokens > a.table.positions) {
+    throw new Error(`Position ${a.start + a.tokens - 1} is past the model's ${a.table.positions} positions`);
+  }
+  const params = k.uniform([{ u32: a.tokens }, { u32: a.heads }, { u32: a.kvHeads }, { u32: a.headDim }, { u32: a.start }, { u32: 0 }, { u32: 0 }, { u32: 0 }]);
+  const half = a.headDim / 2;
+  const threads = a.tokens * (a.heads * half + a.kvHeads * half + a.kvHeads * a.headDim);
+  dispatch(k.device, k.pipelines.get('rope_cache.wgsl'), [params, a.q, a.k, a.v, a.kCache, a.vCache, a.table.cos, a.table.sin], grid1d(Math.ceil(threads / 64)), enc);
+}
