@@ -21,3 +21,20 @@ test('a .gguf file picked in the model panel loads and answers', async ({ page }
   await page.screenshot({ path: 'test-results/gguf-chat.png', fullPage: true });
   expect(errors).toEqual([]);
 });
+
+// The same file as Q4_0 from a URL (served by the test), requantised to int8 on load.
+test('a URL ending in .gguf loads, here requantised to int8', async ({ page }) => {
+  const bytes = await folderToGguf(join(process.cwd(), 'public', 'models', 'demo'), GGML.Q4_0);
+  await page.route('**/remote/demo-q4_0.gguf', (route) => route.fulfill({ status: 200, contentType: 'application/octet-stream', body: Buffer.from(bytes) }));
+  await page.goto('/');
+  await expect(page.getByTestId('model-name')).toContainText('demo', { timeout: 120_000 });
+  await page.getByTestId('weight-format').selectOption('int8:32');
+  await page.getByLabel('Model URL').fill('http://localhost:4173/remote/demo-q4_0.gguf');
+  await page.getByRole('button', { name: 'Load URL' }).click();
+  await expect(page.getByTestId('model-name')).toHaveText('http://localhost:4173/remote/demo-q4_0.gguf', { timeout: 120_000 });
+  await expect(page.getByTestId('model-summary')).toContainText('int8, group 32');
+  await page.getByLabel('Message').fill('Define harbor.');
+  await page.getByTestId('send').click();
+  await expect(page.getByTestId('chat-stats')).toBeVisible({ timeout: 120_000 });
+  await expect(page.getByTestId('msg-assistant').last()).toContainText('harbor');
+});

@@ -81,7 +81,12 @@ export async function openCheckpoint(files: ByteSource[], opts: OpenCheckpointOp
   if (ggufs.length > 1) throw new Error(`Several .gguf files (${ggufs.map((f) => f.name).join(', ')}): pick one (split GGUFs are not supported)`);
   if (ggufs.length === 1) {
     const g = await openGguf(ggufs[0]!, { checkFinite: o.checkFinite });
-    checkSlotSources(g.spec.arch, g.slots, g.reader);
+    try {
+      checkSlotSources(g.spec.arch, g.slots, g.reader);
+    } catch (e) {
+      // The config here was rebuilt from the file's metadata: say so rather than "config.json".
+      throw e instanceof Error ? new Error(`${ggufs[0]!.name}: ${e.message.replace('its config.json', 'its own metadata')}`) : e;
+    }
     if (o.limits) validateSlots(g.slots, g.reader, o.limits);
     const parameters = g.slots.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
     return { spec: g.spec, slots: g.slots, reader: g.reader, checkpoint: g.reader, tokenizer: g.tokenizer, config: g.config, parameters };
