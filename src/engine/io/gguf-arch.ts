@@ -74,12 +74,24 @@ export function ggufModelConfig(header: GgufHeader, fileName: string): GgufModel
 
   const embd = ne('token_embd.weight') ?? fail('has no token_embd.weight');
   const vocab = embd[1] ?? fail(`token_embd.weight has shape [${embd.join(', ')}], expected [hidden, vocab]`);
+  // Sizes that set how much is built before any tensor shape is checked must agree with the
+  // tensors first: a forged block_count or expert_count must not allocate by itself.
+  if (embd[0] !== hidden) fail(`"${k('embedding_length')}" is ${hidden} but token_embd.weight is [${embd.join(', ')}] (hidden size first)`);
+  let blocks = 0;
+  for (const name of tensors.keys()) {
+    const m = /^blk\.(\d+)\./.exec(name);
+    if (m) blocks = Math.max(blocks, Number(m[1]) + 1);
+  }
+  if (numLayers !== blocks) fail(`"${k('block_count')}" is ${numLayers} but the file has tensors for ${blocks} blocks`);
 
   // Which layers are routed: those with a router tensor (llama.cpp has no key for dense layers).
   const dense: number[] = [];
   for (let l = 0; l < numLayers; l++) if (!has(`blk.${l}.ffn_gate_inp.weight`)) dense.push(l);
   if (dense.length === numLayers) fail('has no layer with experts (no blk.<n>.ffn_gate_inp.weight)');
   const firstMoe = [...Array(numLayers).keys()].find((l) => !dense.includes(l))!;
+  const routerRows = ne(`blk.${firstMoe}.ffn_gate_inp.weight`)![1] ?? 1;
+  if (routerRows !== numExperts) fail(`"${k('expert_count')}" is ${numExperts} but blk.${firstMoe}.ffn_gate_inp.weight routes to ${routerRows} experts`);
+  if (numHeads > hidden || numKvHeads > numHeads) fail(`${numHeads} attention heads (${numKvHeads} for keys/values) cannot split a hidden size of ${hidden}`);
   const expertWidth = meta.uint(k('expert_feed_forward_length')) ?? ne(`blk.${firstMoe}.ffn_gate_exps.weight`)?.[1] ?? ne(`blk.${firstMoe}.ffn_gate.0.weight`)?.[1];
   const ffn = meta.uniformUint(k('feed_forward_length')) ?? (dense.length ? ne(`blk.${dense[0]}.ffn_gate.weight`)?.[1] : undefined);
   const sharedWidth = meta.uint(k('expert_shared_feed_forward_length')) ?? ne(`blk.${firstMoe}.ffn_gate_shexp.weight`)?.[1] ?? 0;

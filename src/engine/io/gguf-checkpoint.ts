@@ -30,7 +30,13 @@ export async function openGguf(file: ByteSource, opts: { checkFinite?: boolean }
   const header = await readGgufHeader(file);
   const { config, layout } = ggufModelConfig(header, file.name);
   const builder = builderFor(config);
-  const spec = builder.parseConfig(config);
+  let spec: ModelSpec;
+  try {
+    spec = builder.parseConfig(config);
+  } catch (e) {
+    // The builder speaks of config.json; here its config came from this file's metadata.
+    throw new GgufError(`${file.name}: its metadata gives a model the ${config.model_type} builder refuses: ${e instanceof Error ? e.message : String(e)}`);
+  }
   const reader = new GgufCheckpoint(file, header, layout, opts.checkFinite ?? true);
   const slots = builder.weightSlots(spec, reader);
   // Types are checked here, before any weight is read, so an unreadable file fails at once.

@@ -40,6 +40,8 @@ function byteLevelPre(pre: string | undefined, warnings: string[]): Record<strin
   return { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
 }
 
+const MAX_PIECE = 256;
+
 /** SentencePiece BPE merges from scores (transformers' GGUFTokenizerSkeleton): every split of a token into two tokens, best-scored first. */
 export function mergesFromScores(tokens: string[], scores: number[]): Array<[string, string]> {
   const score = new Map<string, number>();
@@ -49,6 +51,8 @@ export function mergesFromScores(tokens: string[], scores: number[]): Array<[str
   });
   const merges: Array<{ l: string; r: string; s: number; order: number }> = [];
   for (const [tok, s] of score) {
+    // Splitting costs O(length²): no real piece is long, and a forged one must not hang the page.
+    if (tok.length > MAX_PIECE) continue;
     const cps = Array.from(tok);
     const local: Array<{ l: string; r: string; s: number; order: number }> = [];
     for (let i = 1; i < cps.length; i++) {

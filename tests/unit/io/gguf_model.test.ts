@@ -159,6 +159,11 @@ describe('GGUF files the loader refuses', () => {
     await expect(open(await variant((m) => setMeta(m, 'qwen2moe.attention.head_count', mv.str('4'))))).rejects.toThrow(/"qwen2moe.attention.head_count" must be a non-negative integer/);
     await expect(open(await variant((m) => setMeta(m, 'qwen2moe.attention.head_count_kv', mv.i32s([2, 4]))))).rejects.toThrow(/head_count_kv" differs between layers/);
   });
+  it('sizes that would allocate by themselves are checked against the tensors first', async () => {
+    await expect(open(await variant((m) => setMeta(m, 'qwen2moe.block_count', mv.u32(2 ** 31))))).rejects.toThrow(/"qwen2moe.block_count" is 2147483648 but the file has tensors for 2 blocks/);
+    await expect(open(await variant((m) => setMeta(m, 'qwen2moe.expert_count', mv.u32(2 ** 30))))).rejects.toThrow(/"qwen2moe.expert_count" is 1073741824 but blk.0.ffn_gate_inp.weight routes to 4 experts/);
+    await expect(open(await variant((m) => setMeta(m, 'qwen2moe.embedding_length', mv.u32(2 ** 30))))).rejects.toThrow(/"qwen2moe.embedding_length" is 1073741824 but token_embd.weight is \[256, 96\]/);
+  });
   it('metadata that disagrees with the tensors: every mismatch listed', async () => {
     await expect(open(await variant((m) => setMeta(m, 'qwen2moe.expert_feed_forward_length', mv.u32(128))))).rejects.toThrow(/"model.layers.0.mlp.experts.gate_up_proj" has shape \[4, 512, 256\] but the qwen2_moe config implies \[4, 256, 256\]/);
   });
@@ -184,4 +189,32 @@ describe('GGUF files the loader refuses', () => {
   it('several .gguf files at once', async () => {
     await expect(openCheckpoint([memorySource('a.gguf', good.bytes), memorySource('b.gguf', good.bytes)])).rejects.toThrow(/Several .gguf files \(a.gguf, b.gguf\)/);
   });
+});
+
+describe('GGUF model files with corrupted headers', () => {
+  // Small models (H = 32) so a run is cheap; llama arch too, for the Q/K un-permutation path.
+  const small = { vocab_size: 40, hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, rms_norm_eps: 1e-6, max_position_embeddings: 64, num_experts_per_tok: 2 };
+  const configs = [
+    { ...small, model_type: 'qwen2_moe', num_experts: 4, moe_intermediate_size: 32, shared_expert_intermediate_size: 32, intermediate_size: 64, mlp_only_layers: [1] },
+    { ...small, model_type: 'mixtral', num_local_experts: 4, intermediate_size: 32 },
+  ];
+  for (const config of configs) {
+    it(`${config.model_type}: open + load refuses with a typed error naming the file, never crashes or exhausts memory`, async () => {
+      const good = hfToGguf(config, syntheticTensors(config, 1), { type: GGML.Q8_0, tokenizer: tinyAsGguf() }).bytes;
+      const end = (await readGgufHeader(memorySource('g.gguf', good))).dataOffset;
+      await fc.assert(
+        fc.asyncProperty(fc.array(fc.tuple(fc.nat(end - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 3 }), async (edits) => {
+          const b = good.slice();
+          for (const [i, v] of edits) b[i] = v;
+          try {
+            const ck = await openCheckpoint([memorySource('g.gguf', b)]);
+            for (const s of ck.slots) await s.load(ck.reader);
+          } catch (e) {
+            expect(e instanceof GgufError || (e instanceof Error && e.constructor === Error && e.message.startsWith('g.gguf: '))).toBe(true);
+          }
+        }),
+        { numRuns: 500 },
+      );
+    }, 120_000);
+  }
 });
