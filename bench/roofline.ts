@@ -30,6 +30,8 @@ export interface DecodeFigure {
   context: number;
   tokensPerSecond: number;
   msPerToken: number;
+  /** Mean per step: recording commands, submitting, waiting for the GPU and read-back. */
+  cpu: { encodeMs: number; submitMs: number; waitMs: number };
   weightBytesPerToken: number;
   kvBytesPerToken: number;
   /** (weight + KV bytes per token) ÷ step time ÷ measured read bandwidth. */
@@ -113,10 +115,12 @@ export async function benchRoofline(ctx: GpuContext, o: RooflineOptions): Promis
         const steps = Math.min(o.decodeSteps, c - 1);
         await model.forward(ids(c - steps, 3));
         let next = 5;
+        const split = { encodeMs: 0, submitMs: 0, waitMs: 0 };
         const t = performance.now();
         for (let i = 0; i < steps; i++) {
           const r = await model.forward([next], { sample: { params: GREEDY, step: i } });
           next = r.token!.id;
+          for (const key of ['encodeMs', 'submitMs', 'waitMs'] as const) split[key] += model.lastChunkTiming[key] / steps;
         }
         const ms = (performance.now() - t) / steps;
         // Average context over the timed steps: the KV read grows by one row per step.
@@ -125,6 +129,7 @@ export async function benchRoofline(ctx: GpuContext, o: RooflineOptions): Promis
           context: c,
           tokensPerSecond: 1000 / ms,
           msPerToken: ms,
+          cpu: split,
           weightBytesPerToken: b.weights,
           kvBytesPerToken: b.kv,
           bandwidthFraction: (b.weights + b.kv) / (ms / 1000) / (ceilings.readGBps * 1e9),

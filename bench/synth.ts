@@ -20,6 +20,13 @@ export const SHAPES: Record<string, Record<string, unknown>> = {
     num_attention_heads: 16, num_key_value_heads: 16, max_position_embeddings: 4096, rope_theta: 10000,
     num_experts: 64, num_experts_per_tok: 8, norm_topk_prob: false, rms_norm_eps: 1e-5, tie_word_embeddings: false,
   },
+  // The same, 4 of its 16 layers: what onnxruntime-web can hold (its wasm heap takes the whole
+  // model file, 4 GiB at most), so the peer comparison runs both engines on this slice.
+  'olmoe-4l': {
+    model_type: 'olmoe', vocab_size: 50304, hidden_size: 2048, intermediate_size: 1024, num_hidden_layers: 4,
+    num_attention_heads: 16, num_key_value_heads: 16, max_position_embeddings: 4096, rope_theta: 10000,
+    num_experts: 64, num_experts_per_tok: 8, norm_topk_prob: false, rms_norm_eps: 1e-5, tie_word_embeddings: false,
+  },
   // Qwen/Qwen3-30B-A3B, 8 of its 48 layers (bytes per token and time scale per layer)
   'qwen3-30b-a3b-8l': {
     model_type: 'qwen3_moe', vocab_size: 151936, hidden_size: 2048, intermediate_size: 6144, moe_intermediate_size: 768,

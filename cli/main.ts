@@ -14,6 +14,7 @@ import { GREEDY, type SamplingParams } from '../src/engine/model/sampling';
 import { uploadWeights } from '../src/engine/model/weights';
 import { chat } from '../src/engine/session';
 import { benchDecode } from '../bench/decode';
+import { benchOrtPeer } from '../bench/ort-peer';
 import { benchRoofline } from '../bench/roofline';
 import type { WeightFormat } from '../src/engine/quant/pack';
 import { describeGpu, type GpuContext } from '../src/engine/gpu/device';
@@ -41,6 +42,9 @@ commands:
                        real-size shapes (olmoe, qwen3-30b-a3b-8l, tiny) with random weights made on
                        the GPU: decode/prefill speed against the bandwidth and FMA peak measured in
                        the same run, per-kernel GPU times (timestamp queries), dispatches per token
+  bench --peer ort [--synthetic olmoe-4l] [--ort-wasm FILE] [--contexts …] [--prefills …] [--out FILE]
+                       the same shapes as an ONNX graph (MatMulNBits, QMoE, GroupQueryAttention) on
+                       onnxruntime-web's WebGPU EP
   logits [--model DIR] --tokens 1,2,3 --out FILE [--router-logits]
                        write {"logits": [[...] per position]} (and "router_logits") as JSON
 options:
@@ -113,6 +117,29 @@ async function benchSynthetic(ctx: GpuContext, args: ParsedArgs): Promise<number
   return 0;
 }
 
+/** The same shapes on onnxruntime-web's WebGPU EP, in this process (our device is released first). */
+async function benchPeer(ctx: GpuContext, args: ParsedArgs): Promise<number> {
+  if (args.flags.peer !== 'ort') throw new Error('--peer must be "ort"');
+  const shapes = listFlag(args, 'synthetic', 'olmoe-4l');
+  const wasm = typeof args.flags['ort-wasm'] === 'string' ? args.flags['ort-wasm'] : resolve(import.meta.dirname ?? '.', '..', 'node_modules', 'onnxruntime-web', 'dist', 'ort-wasm-simd-threaded.asyncify.wasm');
+  ctx.device.destroy();
+  const rows = [];
+  for (const shape of shapes) {
+    rows.push({ shape, ...(await benchOrtPeer({
+      shape, wasmPath: wasm,
+      contexts: intListFlag(args, 'contexts', '128,1024,4096'),
+      prefills: intListFlag(args, 'prefills', '128,512,2048'),
+      decodeSteps: numberFlag(args, 'steps', 32),
+      dawnFlags: ['disable-dawn-features=timestamp_quantization'],
+      log: (line) => console.error(line),
+    })) });
+  }
+  const text = JSON.stringify({ date: new Date().toISOString(), adapter: ctx.info, peer: 'onnxruntime-web', rows }, null, 1);
+  if (typeof args.flags.out === 'string') await writeFile(args.flags.out, text);
+  else console.log(text);
+  return 0;
+}
+
 type Command = (ctx: GpuContext, args: ParsedArgs) => Promise<number>;
 
 const commands: Record<string, Command> = {
@@ -176,6 +203,7 @@ const commands: Record<string, Command> = {
     return 0;
   },
   async bench(ctx, args) {
+    if (args.flags.peer !== undefined) return benchPeer(ctx, args);
     if (typeof args.flags.synthetic === 'string') return benchSynthetic(ctx, args);
     const dir = typeof args.flags.model === 'string' ? resolve(args.flags.model) : DEMO_MODEL;
     const ck = await openCheckpoint(await folderSources(dir), ctx.device.limits);

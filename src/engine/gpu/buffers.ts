@@ -161,3 +161,30 @@ export function grid1d(n: number, maxPerDim = 65535): [number, number] {
   const y = Math.ceil(n / maxPerDim);
   return [Math.ceil(n / y), y];
 }
+
+/**
+ * Records copies of several buffers' leading bytes into one staging buffer in `enc`; after the
+ * encoder is submitted, `read()` maps it once and returns each part. One map per forward instead
+ * of one submit and one map per buffer.
+ */
+export function encodeReadback(device: GPUDevice, enc: GPUCommandEncoder, parts: ReadonlyArray<{ src: GPUBuffer; bytes: number }>): { read(): Promise<ArrayBuffer[]> } {
+  const offsets: number[] = [];
+  let total = 0;
+  for (const p of parts) {
+    offsets.push(total);
+    total += padded(p.bytes);
+  }
+  const staging = device.createBuffer({ size: Math.max(4, total), usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ, label: 'readback' });
+  parts.forEach((p, i) => copyBuffer(enc, p.src, 0, staging, offsets[i]!, padded(p.bytes)));
+  return {
+    async read() {
+      try {
+        await staging.mapAsync(GPUMapMode.READ);
+        const whole = staging.getMappedRange();
+        return parts.map((p, i) => whole.slice(offsets[i]!, offsets[i]! + p.bytes));
+      } finally {
+        staging.destroy();
+      }
+    },
+  };
+}

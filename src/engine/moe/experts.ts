@@ -97,7 +97,7 @@ export function encodeExperts(k: Kernels, enc: GPUCommandEncoder, a: ExpertsArgs
   const up = k.uniform([{ u32: 2 * a.inter }, { u32: a.hidden }, { u32: a.topk }, { u32: tiles }]);
   const wgu = asWeight(a.wGateUp);
   const wdn = asWeight(a.wDown);
-  const swigluDefine = shader === 'matmul_grouped_gemv.wgsl' ? { SWIGLU: 0 } : {};
+  const swigluDefine: Record<string, number> = shader === 'matmul_grouped_gemv.wgsl' ? { SWIGLU: 0 } : {};
   dispatch(k.device, k.pipelines.get(shader, entry, { GATHER: 1, ...swigluDefine, ...weightDefines(wgu, 4, 6) }), [up, s.tiles, s.sorted, a.x, wgu.buffer, s.gateUp, ...weightExtras(wgu)], [Math.ceil((2 * a.inter) / colsPerGroup), ty, tz], enc);
 
   // The vectorised few-slot kernel applies SwiGLU as it reads the gate/up rows; the others need it done first.
@@ -105,7 +105,7 @@ export function encodeExperts(k: Kernels, enc: GPUCommandEncoder, a: ExpertsArgs
   if (!fused) encodeSwiGlu(k, enc, { gateUp: s.gateUp, out: s.act, rows: slots, inter: a.inter });
 
   const down = k.uniform([{ u32: a.hidden }, { u32: a.inter }, { u32: a.topk }, { u32: tiles }]);
-  const downDefines = { GATHER: 0, ...(shader === 'matmul_grouped_gemv.wgsl' ? { SWIGLU: fused ? 1 : 0 } : {}), ...weightDefines(wdn, 4, 6) };
+  const downDefines: Record<string, string | number> = { GATHER: 0, ...(shader === 'matmul_grouped_gemv.wgsl' ? { SWIGLU: fused ? 1 : 0 } : {}), ...weightDefines(wdn, 4, 6) };
   dispatch(k.device, k.pipelines.get(shader, entry, downDefines), [down, s.tiles, s.sorted, fused ? s.gateUp : s.act, wdn.buffer, s.down, ...weightExtras(wdn)], [Math.ceil(a.hidden / colsPerGroup), ty, tz], enc);
 
   const mode = a.shared ? (a.shared.gateLogits ? 2 : 1) : 0;
