@@ -1,21 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { generate } from '../../src/engine/model/generate';
 import { MoeModel } from '../../src/engine/model/model';
-import { canonicalShapes } from '../../src/engine/model/shapes';
-import type { ModelSpec, SlotName, TensorReader, WeightSlot } from '../../src/engine/model/spec';
+import type { ModelSpec } from '../../src/engine/model/spec';
 import { uploadWeights } from '../../src/engine/model/weights';
 import { refForward } from '../../src/engine/ref/model';
-import { maxAbsDiff, randomF32 } from '../../src/engine/ref/random';
+import { maxAbsDiff } from '../../src/engine/ref/random';
 import { gpuKernels } from './device';
-
-const base: ModelSpec = {
-  arch: 'qwen2_moe', vocabSize: 97, hiddenSize: 32, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 8,
-  rmsNormEps: 1e-6, ropeTheta: 10000, ropeScaling: { type: 'default' }, maxPositions: 128, tieWordEmbeddings: false,
-  qkvBias: true, oBias: false, qkNorm: 'none', embeddingMultiplier: 1, residualMultiplier: 1, attentionScale: null,
-  logitsDivisor: 1, denseIntermediateSize: 48,
-  moe: { numExperts: 8, topK: 2, normTopkProb: false, intermediateSize: 16, sharedExpert: { intermediateSize: 40, gated: true } },
-  layers: [{ mlp: 'moe' }, { mlp: 'moe' }], bosTokenId: null, eosTokenIds: [0],
-};
+import { base, randomWeights, slotsOf } from './tiny_model';
 
 const variants: Record<string, Partial<ModelSpec>> = {
   'qwen2_moe-like (bias, gated shared expert)': {},
@@ -32,28 +23,6 @@ const variants: Record<string, Partial<ModelSpec>> = {
     ropeScaling: { type: 'linear', factor: 2 }, moe: { numExperts: 8, topK: 2, normTopkProb: true, intermediateSize: 16, sharedExpert: null },
   },
 };
-
-function randomWeights(spec: ModelSpec): Map<SlotName, Float32Array> {
-  const w = new Map<SlotName, Float32Array>();
-  let seed = 1;
-  for (const [name, shape] of canonicalShapes(spec)) {
-    const n = shape.reduce((a, b) => a * b, 1);
-    const isNorm = name.endsWith('norm');
-    w.set(name, isNorm ? randomF32(n, seed++, 0.2).map((v) => 1 + v) : randomF32(n, seed++, 0.35));
-  }
-  return w;
-}
-
-function slotsOf(spec: ModelSpec, w: Map<SlotName, Float32Array>): { slots: WeightSlot[]; reader: TensorReader } {
-  const shapes = canonicalShapes(spec);
-  const reader: TensorReader = {
-    has: (n) => w.has(n as SlotName),
-    shape: (n) => shapes.get(n as SlotName)!,
-    read: async (n) => w.get(n as SlotName)!,
-  };
-  const slots = [...shapes].map(([name, shape]): WeightSlot => ({ name, shape, sources: [{ name, shape }], load: (r) => r.read(name) }));
-  return { slots, reader };
-}
 
 describe('GPU forward pass vs the TypeScript reference model', () => {
   for (const [label, patch] of Object.entries(variants)) {

@@ -4,6 +4,7 @@
  * uploaded one at a time, so a bad checkpoint fails before anything is half-loaded.
  */
 import { uploadStorage } from '../gpu/buffers';
+import { catchOom } from '../gpu/oom';
 import { canQuantize, quantize, type QuantizedMatrix, type WeightFormat } from '../quant/pack';
 import { destroyWeight, type GpuWeight, uploadQuantized, uploadWeight } from '../quant/weight';
 import { layerSlot, type LayerSlot, type ModelSpec, type SlotName, type TensorReader, type WeightSlot } from './spec';
@@ -71,8 +72,18 @@ const FIELD: Record<LayerSlot, keyof LayerWeights> = {
 
 const numel = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
+/**
+ * Whether a slot is stored in the requested format (int8/int4) rather than f32: attention and
+ * expert matrices, and an untied LM head (OLMoE's is 412 MB as f32, more than its eight experts in
+ * int4); tied, the head is the embedding table, which stays f32 like norms, biases and the router.
+ */
+export function quantizableSlot(spec: ModelSpec, name: SlotName): boolean {
+  const layerSlotName = name.slice(name.indexOf('.') + 1) as LayerSlot;
+  return (name.startsWith('L') && QUANTIZABLE.has(layerSlotName)) || (name === 'lm_head' && !spec.tieWordEmbeddings);
+}
+
 /** Throws naming the first problem: a missing tensor, a wrong shape, or a slot too big for the adapter. */
-export function validateSlots(slots: WeightSlot[], reader: TensorReader, limits: { maxStorageBufferBindingSize: number }): void {
+export function validateSlots(slots: WeightSlot[], reader: TensorReader, limits: { maxStorageBufferBindingSize: number }, storedBytes: (slot: WeightSlot) => number = (s) => numel(s.shape) * 4): void {
   for (const slot of slots) {
     for (const src of slot.sources) {
       if (!reader.has(src.name)) throw new Error(`Checkpoint is missing tensor "${src.name}" (needed for ${slot.name})`);
@@ -81,11 +92,12 @@ export function validateSlots(slots: WeightSlot[], reader: TensorReader, limits:
         throw new Error(`Tensor "${src.name}" has shape [${got.join(', ')}] but the config implies [${src.shape.join(', ')}]`);
       }
     }
-    const bytes = numel(slot.shape) * 4;
+    const bytes = storedBytes(slot);
     if (bytes > limits.maxStorageBufferBindingSize) {
+      const f32 = bytes === numel(slot.shape) * 4;
       throw new Error(
-        `Weight ${slot.name} needs ${(bytes / 2 ** 20).toFixed(0)} MiB as f32, over this adapter's ` +
-          `${(limits.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB storage-binding limit; load it quantised (int8/int4)`,
+        `Weight ${slot.name} needs ${(bytes / 2 ** 20).toFixed(0)} MiB${f32 ? ' as f32' : ''}, over this adapter's ` +
+          `${(limits.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB storage-binding limit${f32 ? '; load it quantised (int8/int4)' : ''}`,
       );
     }
   }
@@ -101,44 +113,47 @@ export async function uploadWeights(device: GPUDevice, spec: ModelSpec, slots: W
   const format = opts.format ?? 'f32';
   const group = opts.group ?? 32;
   if (format !== 'f32' && group !== 32 && group !== 128) throw new RangeError(`Quantisation group must be 32 or 128, got ${group}`);
-  validateSlots(slots, reader, device.limits);
+  validateSlots(slots, reader, device.limits, (slot) => storedSlotBytes(spec, slot, format, group).largest);
   const bufs = new Map<SlotName, GPUBuffer>();
   const mats = new Map<SlotName, GpuWeight>();
   let bytes = 0;
   try {
     for (const [i, slot] of slots.entries()) {
       opts.signal?.throwIfAborted();
-      const layerSlotName = slot.name.slice(slot.name.indexOf('.') + 1) as LayerSlot;
-      // An untied LM head is the largest matrix a decode step reads (OLMoE: 412 MB as f32, more
-      // than its eight experts in int4); tied, it is the embedding table, which stays f32.
-      const quantizable = (slot.name.startsWith('L') && QUANTIZABLE.has(layerSlotName)) || (slot.name === 'lm_head' && !spec.tieWordEmbeddings);
+      const quantizable = quantizableSlot(spec, slot.name);
       const K = slot.shape[slot.shape.length - 1]!;
       const packs = quantizable && format !== 'f32' && canQuantize(K, group);
       const cached = packs ? await opts.cache?.get(slot.name) : null;
       if (cached && cached.format === format && cached.group === group && cached.K === K && cached.rows * K === numel(slot.shape)) {
-        const w = uploadQuantized(device, cached, slot.name);
-        mats.set(slot.name, w);
-        bytes += w.bytes;
+        // The buffer is registered before the scope is checked, so a failed one is freed with the rest.
+        await catchOom(device, `uploading ${slot.name}`, () => {
+          const w = uploadQuantized(device, cached, slot.name);
+          mats.set(slot.name, w);
+          bytes += w.bytes;
+        });
         opts.onProgress?.(i + 1, slots.length, slot.name);
         continue;
       }
       const data = await slot.load(reader);
       if (data.length !== numel(slot.shape)) throw new Error(`Weight ${slot.name}: loaded ${data.length} values, expected ${numel(slot.shape)}`);
       assertFinite(slot.name, data);
-      if (packs) {
-        const q = quantize(data, data.length / K, K, format as QuantizedMatrix['format'], group);
-        await opts.cache?.put(slot.name, q);
-        const w = uploadQuantized(device, q, slot.name);
-        mats.set(slot.name, w);
-        bytes += w.bytes;
-      } else if (quantizable) {
-        const w = uploadWeight(device, data, data.length / K, K, 'f32', group, slot.name);
-        mats.set(slot.name, w);
-        bytes += w.bytes;
-      } else {
-        bufs.set(slot.name, uploadStorage(device, data, slot.name));
-        bytes += data.byteLength;
-      }
+      const q = packs ? quantize(data, data.length / K, K, format as QuantizedMatrix['format'], group) : null;
+      if (q) await opts.cache?.put(slot.name, q);
+      // Synchronous inside the scope: no other GPU work can slip in between push and pop.
+      await catchOom(device, `uploading ${slot.name}`, () => {
+        if (q) {
+          const w = uploadQuantized(device, q, slot.name);
+          mats.set(slot.name, w);
+          bytes += w.bytes;
+        } else if (quantizable) {
+          const w = uploadWeight(device, data, data.length / K, K, 'f32', group, slot.name);
+          mats.set(slot.name, w);
+          bytes += w.bytes;
+        } else {
+          bufs.set(slot.name, uploadStorage(device, data, slot.name));
+          bytes += data.byteLength;
+        }
+      });
       opts.onProgress?.(i + 1, slots.length, slot.name);
     }
   } catch (e) {
@@ -167,6 +182,19 @@ export async function uploadWeights(device: GPUDevice, spec: ModelSpec, slots: W
   const lmHead = spec.tieWordEmbeddings ? bufs.get('lm_head') ?? embed : mats.get('lm_head');
   if (!lmHead) throw new Error(`The ${spec.arch} builder gave no weight for lm_head`);
   return { embed, lmHead, finalNorm: need('final_norm'), layers, bytes };
+}
+
+/** Bytes of the GPU buffers a slot becomes in `format`: the largest one, and all of them. */
+export function storedSlotBytes(spec: ModelSpec, slot: WeightSlot, format: WeightFormat, group: number): { largest: number; total: number } {
+  const n = numel(slot.shape);
+  const K = slot.shape[slot.shape.length - 1]!;
+  if (format !== 'f32' && quantizableSlot(spec, slot.name) && canQuantize(K, group)) {
+    // int8 packs 4 values per u32, int4 8; one f32 scale per (row, group). See quant/pack.ts.
+    const data = format === 'int8' ? n : n / 2;
+    const scales = (n / group) * 4;
+    return { largest: Math.max(data, scales), total: data + scales };
+  }
+  return { largest: n * 4, total: n * 4 };
 }
 
 export function destroyWeights(w: ModelWeights): void {
