@@ -39,7 +39,8 @@ export async function measureCeilings(k: Kernels, readBytes = 1 << 30, reps = 5)
   const bw = k.pipelines.get('bench_probe.wgsl', 'read_bw');
   const fma = k.pipelines.get('bench_probe.wgsl', 'fma_peak');
   const readParams = k.uniform([{ u32: bytes / 16 }, { u32: 0 }, { u32: 0 }, { u32: 0 }]);
-  const iters = 4096;
+  // FMA work scales with the probe size, so a small smoke run on a software adapter stays short.
+  const iters = Math.max(16, Math.min(4096, Math.round(bytes / 2 ** 18)));
   const fmaParams = k.uniform([{ u32: 0 }, { u32: iters }, { u32: 0 }, { u32: 0 }]);
   const read: number[] = [];
   const peak: number[] = [];
