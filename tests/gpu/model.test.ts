@@ -71,6 +71,20 @@ describe('GPU forward pass vs the TypeScript reference model', () => {
       seq.push(next);
     }
     expect(got).toEqual(want);
+
+    // A stop id ends generation while the next step is already queued (pipelined decode): that
+    // speculative step is rolled back, so the cache holds exactly the prompt and the fed tokens,
+    // and a later forward continues as if it never ran.
+    model.reset();
+    const stopAt = got[2]!;
+    const upTo: number[] = [];
+    for await (const t of generate(model, ids, { maxNewTokens: 6, stopIds: [stopAt] })) upTo.push(t.id);
+    expect(upTo).toEqual(got.slice(0, got.indexOf(stopAt) + 1));
+    expect(model.position).toBe(ids.length + upTo.length - 1);
+    const cont = await model.forward([stopAt]);
+    const seq2 = [...ids, ...upTo];
+    const full = refForward(base, w, seq2).logits.subarray((seq2.length - 1) * base.vocabSize);
+    expect(maxAbsDiff(cont.logits, full)).toBeLessThan(1e-4);
     model.destroy();
   });
 

@@ -23,19 +23,36 @@ export interface GeneratedToken {
   ms: number;
 }
 
-/** Appends `promptIds` to the model's cache and yields new tokens until a stop id, the limit or abort. */
+/**
+ * Appends `promptIds` to the model's cache and yields new tokens until a stop id, the limit or abort.
+ * Decode steps are pipelined: step n+1 (fed the token step n sampled, on the GPU) is recorded and
+ * submitted before step n's token is read back, so the CPU's recording overlaps the GPU's work.
+ * When the token that comes back ends generation, that one speculative step is rolled back.
+ */
 export async function* generate(model: MoeModel, promptIds: ArrayLike<number>, opts: GenerateOptions): AsyncGenerator<GeneratedToken> {
   const sampling = opts.sampling ?? GREEDY;
   const stop = new Set(opts.stopIds ?? []);
-  let feed: ArrayLike<number> = promptIds;
-  for (let step = 0; step < opts.maxNewTokens; step++) {
-    if (opts.signal?.aborted) return;
-    if (model.position + feed.length > model.contextLength) return;
-    const t0 = performance.now();
-    const r = await model.forward(feed, { sample: { params: sampling, step } });
+  if (opts.maxNewTokens < 1 || opts.signal?.aborted) return;
+  if (model.position + promptIds.length > model.contextLength) return;
+  let t0 = performance.now();
+  const first = await model.forward(promptIds, { sample: { params: sampling, step: 0 } });
+  yield { id: first.token!.id, prob: first.token!.prob, routing: first.routing, ms: performance.now() - t0 };
+  if (stop.has(first.token!.id)) return;
+  const canStep = (step: number) => step < opts.maxNewTokens && model.position < model.contextLength;
+  let pending = canStep(1) ? model.forwardSampled({ sample: { params: sampling, step: 1 } }) : null;
+  for (let step = 1; pending; step++) {
+    t0 = performance.now();
+    const next = canStep(step + 1) ? model.forwardSampled({ sample: { params: sampling, step: step + 1 } }) : null;
+    const r = await pending;
     const tok = r.token!;
+    const done = stop.has(tok.id) || !!opts.signal?.aborted;
+    if (done && next) {
+      await next; // let the speculative step finish, then forget it
+      model.truncate(model.position - 1);
+    }
+    if (opts.signal?.aborted) return;
     yield { id: tok.id, prob: tok.prob, routing: r.routing, ms: performance.now() - t0 };
-    if (stop.has(tok.id)) return;
-    feed = [tok.id];
+    if (done) return;
+    pending = next;
   }
 }

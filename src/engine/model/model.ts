@@ -113,6 +113,8 @@ export class MoeModel {
    * waiting for the GPU and the read-back. Benchmarks report it; it costs three clock reads.
    */
   lastChunkTiming = { encodeMs: 0, submitMs: 0, waitMs: 0 };
+  /** The last recorded forward sampled a token into the sampler's output (forwardSampled may follow). */
+  private sampledReady = false;
 
   constructor(
     readonly kernels: Kernels,
@@ -157,12 +159,14 @@ export class MoeModel {
   /** Forgets the conversation (the cache is overwritten from position 0). */
   reset(): void {
     this.cached = 0;
+    this.sampledReady = false;
   }
 
   /** Rolls the cache back to `pos` tokens (e.g. to re-generate from an earlier point). */
   truncate(pos: number): void {
     if (pos < 0 || pos > this.cached) throw new RangeError(`Cannot truncate to ${pos}: the cache holds ${this.cached} tokens`);
     this.cached = pos;
+    this.sampledReady = false;
   }
 
   destroy(): void {
@@ -200,6 +204,25 @@ export class MoeModel {
     const token = parts[parts.length - 1]!.token;
     if (token) result.token = token;
     return result;
+  }
+
+  /**
+   * One decode step whose input is the token the previous forward sampled, read on the GPU: it is
+   * recorded and submitted before this method returns (no await comes first), so a caller can
+   * queue the next step while the GPU still runs this one — the CPU's recording time then hides
+   * behind the GPU's. Only valid after a forward that sampled.
+   */
+  forwardSampled(req: ForwardRequest & { sample: NonNullable<ForwardRequest['sample']> }): Promise<ForwardResult> {
+    if (!this.sampledReady) return Promise.reject(new Error('forwardSampled(): the previous forward did not sample a token'));
+    if (this.cached + 1 > this.contextLength) return Promise.reject(new RangeError(`The conversation would reach ${this.cached + 1} tokens, over the context of ${this.contextLength}`));
+    validateSampling(req.sample.params);
+    const start = this.cached;
+    const chunk = this.runChunk(null, false, false, !!req.routerLogits, req.sample);
+    return chunk.then((part) => {
+      const result = this.assemble([part], start, 1, false, !!req.routerLogits);
+      if (part.token) result.token = part.token;
+      return result;
+    });
   }
 
   private assemble(
@@ -289,8 +312,9 @@ export class MoeModel {
     this.scratch = null;
   }
 
+  /** `ids` null: one token, the one the last sample wrote to the sampler's output on the GPU. */
   private async runChunk(
-    ids: number[],
+    ids: number[] | null,
     allLogits: boolean,
     wantLogits: boolean,
     wantRouter: boolean,
@@ -299,7 +323,7 @@ export class MoeModel {
     const s = this.spec;
     const k = this.kernels;
     const dev = k.device;
-    const T = ids.length;
+    const T = ids ? ids.length : 1;
     const K = this.routerConfig.topK;
     const sc = this.ensureScratch(T, K);
     const start = this.cached;
@@ -310,10 +334,16 @@ export class MoeModel {
       sc.routerCapture = createStorage(dev, Math.max(1, nl) * sc.T * E * 4, 'router-capture');
     }
     const t0 = performance.now();
-    const idArray = Uint32Array.from(ids);
-    dev.queue.writeBuffer(sc.ids, 0, idArray);
-    dev.queue.writeBuffer(this.history, start * 4, idArray);
     const enc = dev.createCommandEncoder({ label: `forward ${start}+${T}` });
+    if (ids) {
+      const idArray = Uint32Array.from(ids);
+      dev.queue.writeBuffer(sc.ids, 0, idArray);
+      dev.queue.writeBuffer(this.history, start * 4, idArray);
+    } else {
+      copyBuffer(enc, this.sampler.out, 0, sc.ids, 0, 4);
+      copyBuffer(enc, this.sampler.out, 0, this.history, start * 4, 4);
+    }
+    this.sampledReady = !!sample;
 
     encodeEmbedding(k, enc, { ids: sc.ids, table: this.weights.embed, out: sc.h, tokens: T, dim: H, vocab: s.vocabSize, scale: s.embeddingMultiplier });
     // Each residual add is fused with the norm that follows it (the next layer's input norm, or
