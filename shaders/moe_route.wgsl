@@ -1,4 +1,6 @@
-// Router: turns router logits into each token's experts and gate weights, one token per thread.
+// Router: turns router logits into each token's experts and gate weights, one workgroup per token,
+// one thread per expert (E ≤ 256): the top-k picks are parallel argmax reductions, so a decode step
+// pays ~k·log2(256) barriers instead of one thread's k·E serial loop (~80 µs on an H100).
 // With the default knobs (softmax, τ = 1, no noise, no bias, no mask, one group, scale 1) this is
 // exactly HF's softmax → top-k (ties to the lower index, like torch.topk) → optional renormalise;
 // Mixtral's "softmax over the top-k logits" is the renormalised case.
@@ -20,6 +22,7 @@ const GROUP_TOP2 = 4u;
 const HAS_BIAS = 8u;
 const HAS_MASK = 16u;
 
+#include "reduce.wgsl"
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;     // [T, E]
 @group(0) @binding(2) var<storage, read> bias: array<f32>;       // [E]
@@ -29,6 +32,7 @@ const HAS_MASK = 16u;
 @group(0) @binding(6) var<storage, read_write> wts: array<f32>;   // [T, k]
 
 const NEG = -3.402823e38;
+const NONE = 0xffffffffu;
 
 fn hash(a: u32) -> u32 {
   var s = a * 747796405u + 2891336453u;
@@ -42,98 +46,119 @@ fn gaussian(pos: u32, e: u32) -> f32 {
   let u2 = unit(h ^ 0x85ebca6bu);
   return sqrt(-2.0 * log(u1)) * cos(6.2831853 * u2);
 }
-fn is_on(e: u32) -> bool { return (p.flags & HAS_MASK) == 0u || enabled[e] != 0u; }
+fn is_on(e: u32) -> bool { return e < p.experts && ((p.flags & HAS_MASK) == 0u || enabled[e] != 0u); }
 
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let t = gid.y * nwg.x * 64u + gid.x;
-  if (t >= p.tokens) { return; }
+var<workgroup> choice: array<f32, 256>; // score + bias of each expert (what selection compares)
+var<workgroup> scores: array<f32, 256>; // thread 0 reads the chosen experts' weights from here
+var<workgroup> arg_v: array<f32, 256>;
+var<workgroup> arg_i: array<u32, 256>;
+var<workgroup> keep_group: array<u32, 64>;
+var<workgroup> group_val: array<f32, 64>;
+
+// (va, ia) beats (vb, ib): a real candidate over none, then the higher value, ties to the lower
+// index (torch.topk's order).
+fn beats(va: f32, ia: u32, vb: f32, ib: u32) -> bool {
+  if (ia == NONE) { return false; }
+  if (ib == NONE) { return true; }
+  return va > vb || (va == vb && ia < ib);
+}
+
+// Best (value, index) over the workgroup; every thread gets it. Call from uniform control flow.
+fn wg_argmax(v: f32, i: u32, lid: u32) -> u32 {
+  arg_v[lid] = v;
+  arg_i[lid] = i;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (lid < s && beats(arg_v[lid + s], arg_i[lid + s], arg_v[lid], arg_i[lid])) {
+      arg_v[lid] = arg_v[lid + s];
+      arg_i[lid] = arg_i[lid + s];
+    }
+    workgroupBarrier();
+  }
+  let r = arg_i[0];
+  workgroupBarrier();
+  return r;
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let t = row_of(wg, nwg);
+  if (t >= p.tokens) { return; } // whole workgroup leaves together: uniform
+  let e = lid;
+  let on = is_on(e);
   let base = t * p.experts;
 
-  // Scores live in private arrays while this thread works on them: re-reading probs[] from global
-  // memory inside the top-k loops made every step an L2 round trip (~85 µs per call on an H100).
-  var sc: array<f32, 256>;
-  var mx = NEG;
-  for (var e = 0u; e < p.experts; e++) {
-    var z = logits[base + e] / p.temperature;
+  var z = NEG;
+  if (on) {
+    z = logits[base + e] / p.temperature;
     if (p.noise_std > 0.0) { z += p.noise_std * gaussian(p.pos0 + t, e); }
-    if (!is_on(e)) { z = NEG; }
-    sc[e] = z;
-    mx = max(mx, z);
   }
+  var score = 0.0;
   if ((p.flags & SIGMOID) != 0u) {
-    for (var e = 0u; e < p.experts; e++) { sc[e] = select(0.0, 1.0 / (1.0 + exp(-sc[e])), is_on(e)); }
+    score = select(0.0, 1.0 / (1.0 + exp(-z)), on);
   } else {
-    var s = 0.0;
-    for (var e = 0u; e < p.experts; e++) {
-      let v = select(0.0, exp(sc[e] - mx), is_on(e));
-      sc[e] = v;
-      s += v;
-    }
-    let inv = select(0.0, 1.0 / s, s > 0.0); // every expert masked: all scores 0
-    for (var e = 0u; e < p.experts; e++) { sc[e] *= inv; }
+    let mx = wg_max(z, lid);
+    let v = select(0.0, exp(z - mx), on);
+    let s = wg_sum(v, lid);
+    score = select(0.0, v / s, s > 0.0); // every expert masked: all scores 0
   }
-  // What selection compares: the score plus the per-expert bias.
-  var ch: array<f32, 256>;
-  for (var e = 0u; e < p.experts; e++) {
-    probs[base + e] = sc[e];
-    ch[e] = sc[e];
-    if ((p.flags & HAS_BIAS) != 0u) { ch[e] += bias[e]; }
-  }
+  if (e < p.experts) { probs[base + e] = score; }
+  var c = score;
+  if ((p.flags & HAS_BIAS) != 0u && e < p.experts) { c += bias[e]; }
+  choice[lid] = c;
+  scores[lid] = score;
+  var allowed = on;
 
-  // Allowed experts: on, and (with groups) inside one of the best groups. Bitmask over ≤ 256.
-  var allowed: array<u32, 8>;
-  for (var e = 0u; e < p.experts; e++) { if (is_on(e)) { allowed[e >> 5u] |= 1u << (e & 31u); } }
   if (p.n_group > 1u) {
+    workgroupBarrier();
     let gsize = p.experts / p.n_group;
-    var gval: array<f32, 64>;
-    for (var g = 0u; g < p.n_group; g++) {
+    // Group value: its best choice, or the sum of its best two with GROUP_TOP2.
+    if (lid < p.n_group) {
       var b1 = NEG;
       var b2 = NEG;
-      for (var e = g * gsize; e < (g + 1u) * gsize; e++) {
-        if (!is_on(e)) { continue; }
-        let c = ch[e];
-        if (c > b1) { b2 = b1; b1 = c; } else if (c > b2) { b2 = c; }
+      for (var x = lid * gsize; x < (lid + 1u) * gsize; x++) {
+        if (!is_on(x)) { continue; }
+        let cx = choice[x];
+        if (cx > b1) { b2 = b1; b1 = cx; } else if (cx > b2) { b2 = cx; }
       }
-      gval[g] = select(b1, b1 + select(0.0, b2, b2 > NEG), (p.flags & GROUP_TOP2) != 0u);
+      group_val[lid] = select(b1, b1 + select(0.0, b2, b2 > NEG), (p.flags & GROUP_TOP2) != 0u);
     }
-    var keep: array<u32, 2>; // bitmask over ≤ 64 groups
-    for (var j = 0u; j < p.topk_group; j++) {
-      var best = 0xffffffffu;
-      var bv = NEG;
-      for (var g = 0u; g < p.n_group; g++) {
-        let free = (keep[g >> 5u] & (1u << (g & 31u))) == 0u;
-        if (free && (best == 0xffffffffu || gval[g] > bv)) { bv = gval[g]; best = g; }
+    workgroupBarrier();
+    if (lid == 0u) {
+      for (var g = 0u; g < p.n_group; g++) { keep_group[g] = 0u; }
+      for (var j = 0u; j < p.topk_group; j++) {
+        var best = NONE;
+        var bv = NEG;
+        for (var g = 0u; g < p.n_group; g++) {
+          if (keep_group[g] == 0u && (best == NONE || group_val[g] > bv)) { bv = group_val[g]; best = g; }
+        }
+        if (best != NONE) { keep_group[best] = 1u; }
       }
-      keep[best >> 5u] |= 1u << (best & 31u);
     }
-    for (var e = 0u; e < p.experts; e++) {
-      let g = e / gsize;
-      if ((keep[g >> 5u] & (1u << (g & 31u))) == 0u) { allowed[e >> 5u] &= ~(1u << (e & 31u)); }
-    }
+    workgroupBarrier();
+    if (allowed && keep_group[e / gsize] == 0u) { allowed = false; }
   }
 
   var sum = 0.0;
   for (var j = 0u; j < p.k; j++) {
-    var best = 0xffffffffu;
-    var bv = NEG;
-    for (var e = 0u; e < p.experts; e++) {
-      if ((allowed[e >> 5u] & (1u << (e & 31u))) == 0u) { continue; }
-      let c = ch[e];
-      if (best == 0xffffffffu || c > bv) { bv = c; best = e; }
-    }
     // Fewer allowed experts than k (heavy masking): the slot goes to no expert, with weight 0.
-    if (best == 0xffffffffu) {
-      idx[t * p.k + j] = 0xffffffffu;
-      wts[t * p.k + j] = 0.0;
-      continue;
+    let best = wg_argmax(c, select(NONE, e, allowed), lid);
+    if (best == e) { allowed = false; }
+    if (lid == 0u) {
+      if (best == NONE) {
+        idx[t * p.k + j] = NONE;
+        wts[t * p.k + j] = 0.0;
+      } else {
+        idx[t * p.k + j] = best;
+        wts[t * p.k + j] = scores[best];
+      }
     }
-    allowed[best >> 5u] &= ~(1u << (best & 31u));
-    let w = sc[best];
-    idx[t * p.k + j] = best;
-    wts[t * p.k + j] = w;
-    sum += w;
   }
-  let norm = select(1.0, 1.0 / max(sum, 1e-20), (p.flags & RENORM) != 0u && sum > 0.0);
-  for (var j = 0u; j < p.k; j++) { wts[t * p.k + j] *= norm * p.scale; }
+  // Thread 0 wrote every weight: it renormalises them (in its own writes' order, no barrier needed).
+  if (lid == 0u) {
+    for (var j = 0u; j < p.k; j++) { sum += wts[t * p.k + j]; }
+    let norm = select(1.0, 1.0 / max(sum, 1e-20), (p.flags & RENORM) != 0u && sum > 0.0);
+    for (var j = 0u; j < p.k; j++) { wts[t * p.k + j] *= norm * p.scale; }
+  }
 }

@@ -120,5 +120,5 @@ export function encodeRoute(k: Kernels, enc: GPUCommandEncoder, a: RouteArgs): v
     { f32: r.temperature }, { f32: r.noiseStd }, { u32: r.seed }, { u32: a.position },
     { u32: r.nGroup }, { u32: r.topkGroup }, { f32: r.routedScale }, { u32: 0 },
   ]);
-  dispatch(k.device, k.pipelines.get('moe_route.wgsl'), [params, a.logits, a.tables.bias, a.tables.enabled, a.probs, a.idx, a.weights], grid1d(Math.ceil(a.tokens / 64)), enc);
+  dispatch(k.device, k.pipelines.get('moe_route.wgsl'), [params, a.logits, a.tables.bias, a.tables.enabled, a.probs, a.idx, a.weights], grid1d(a.tokens), enc);
 }
