@@ -23,7 +23,8 @@ export interface SessionTokenizer {
 }
 
 export type SessionEvent =
-  | { type: 'prompt'; ids: number[]; pieces: string[] }
+  /** `dropped`: earlier messages left out so the conversation fits the context (oldest first). */
+  | { type: 'prompt'; ids: number[]; pieces: string[]; dropped: number }
   | { type: 'token'; id: number; text: string; prob: number; ms: number }
   | { type: 'routing'; start: number; routing: RoutingRecord }
   | { type: 'done'; reason: 'stop-token' | 'max-tokens' | 'stopped' | 'context-full'; tokens: number; ttftMs: number; tokensPerSecond: number };
@@ -34,12 +35,51 @@ export interface ChatOptions {
   signal?: AbortSignal;
 }
 
+/** Positions kept free for the reply: what was asked for, but never more than half the context. */
+export function replyRoom(contextLength: number, maxNewTokens: number): number {
+  return Math.max(1, Math.min(maxNewTokens, Math.floor(contextLength / 2)));
+}
+
+/**
+ * The templated ids of the longest tail of `messages` that leaves `room` positions free in a
+ * context of `contextLength`: a conversation past the context slides, dropping its oldest turns
+ * (from one user message to the next, so roles still alternate) and keeping a leading system
+ * message. Throws when even the last user message alone is too long, saying by how much.
+ */
+export function fitConversation(tok: Pick<SessionTokenizer, 'chatIds'>, messages: ChatTurn[], contextLength: number, room: number): { ids: number[]; dropped: number } {
+  const budget = contextLength - room;
+  const system = messages[0]?.role === 'system' ? [messages[0]] : [];
+  const rest = messages.slice(system.length);
+  let ids = tok.chatIds(messages);
+  if (ids.length <= budget) return { ids, dropped: 0 };
+  // Candidate starts: every user message after the first; the last one must stay.
+  const starts = rest.flatMap((m, i) => (m.role === 'user' && i > 0 ? [i] : []));
+  for (const start of starts) {
+    ids = tok.chatIds([...system, ...rest.slice(start)]);
+    if (ids.length <= budget) return { ids, dropped: start };
+  }
+  throw new Error(
+    `The last message is too long for this model: with it the prompt is ${ids.length} tokens, and the context of ${contextLength} ` +
+      `holds at most ${budget} with ${room} left for the reply. Shorten the message or ask for fewer new tokens.`,
+  );
+}
+
 export async function* chat(model: MoeModel, tok: SessionTokenizer | null, messages: ChatTurn[] | number[], opts: ChatOptions): AsyncGenerator<SessionEvent> {
-  const ids = Array.isArray(messages) && typeof messages[0] === 'number' ? (messages as number[]) : tok ? tok.chatIds(messages as ChatTurn[]) : null;
-  if (!ids) throw new Error('This model has no tokenizer: send token ids instead of text');
+  const room = replyRoom(model.contextLength, opts.maxNewTokens);
+  let ids: number[];
+  let dropped = 0;
+  if (Array.isArray(messages) && typeof messages[0] === 'number') {
+    ids = messages as number[];
+    if (ids.length + room > model.contextLength) {
+      throw new Error(`The prompt is ${ids.length} tokens; the context of ${model.contextLength} holds at most ${model.contextLength - room} with ${room} left for the reply`);
+    }
+  } else {
+    if (!tok) throw new Error('This model has no tokenizer: send token ids instead of text');
+    ({ ids, dropped } = fitConversation(tok, messages as ChatTurn[], model.contextLength, room));
+  }
   if (ids.length === 0) throw new Error('The prompt is empty');
   model.reset();
-  yield { type: 'prompt', ids, pieces: ids.map((id) => (tok ? tok.decode([id]) : `<${id}>`)) };
+  yield { type: 'prompt', ids, pieces: ids.map((id) => (tok ? tok.decode([id]) : `<${id}>`)), dropped };
   const decoder = tok ? new TokenStream((ids) => tok.decode(ids)) : null;
   const t0 = performance.now();
   let ttft = 0;

@@ -32,6 +32,8 @@ export interface ChatState {
   replyCounts: number[][];
   moeLayers: number[];
   selected: number | null;
+  /** Earlier messages the last run left out to fit the model's context, and that context. */
+  context: { dropped: number; length: number } | null;
 }
 
 export const emptyChat = (): Omit<ChatState, 'messages'> => ({
@@ -42,6 +44,7 @@ export const emptyChat = (): Omit<ChatState, 'messages'> => ({
   replyCounts: [],
   moeLayers: [],
   selected: null,
+  context: null,
 });
 
 export const useChatStore = create<ChatState>()(() => ({ messages: [], ...emptyChat() }));

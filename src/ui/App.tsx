@@ -1,5 +1,5 @@
 import { useChatStore } from '../state/chatStore';
-import { useEngineStore } from '../state/engineStore';
+import { setNotice, useEngineStore, type NoticeTopic } from '../state/engineStore';
 import { BalancePanel } from './BalancePanel';
 import { ComparePanel } from './ComparePanel';
 import { ChatPanel } from './ChatPanel';
@@ -18,6 +18,7 @@ const NONE: number[] = [];
 export function App() {
   const engine = useEngine();
   const errors = useEngineStore((s) => s.errors);
+  const notices = useEngineStore((s) => s.notices);
   const { counts, replyCounts, moeLayers, tokens, selected } = useChatStore();
   const rowLabels = moeLayers.map(String);
   const routed = tokens.filter((t) => t.experts);
@@ -32,6 +33,18 @@ export function App() {
         <h1>MoE Playground</h1>
         <p className="muted">See and shape how Mixture-of-Experts models route tokens — on your GPU, in this tab.</p>
       </header>
+      {Object.keys(notices).length > 0 && (
+        <div className="notices">
+          {(Object.entries(notices) as Array<[NoticeTopic, { kind: string; text: string }]>).map(([topic, n]) => (
+            <div key={topic} className={`notice ${n.kind}`} role="status" data-testid={`notice-${topic}`}>
+              <p>{n.text}</p>
+              <button className="small" onClick={() => setNotice(topic, null)} aria-label="Dismiss">
+                ×
+              </button>
+            </div>
+          ))}
+        </div>
+      )}
       <main className="layout">
         <div className="col">
           <ModelPanel engine={engine} />

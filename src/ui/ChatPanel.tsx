@@ -6,7 +6,7 @@ import type { EngineActions } from './useEngine';
 
 /** The conversation: messages, the live reply token by token (click one to inspect it), input. */
 export function ChatPanel({ engine }: { engine: EngineActions }) {
-  const { messages, tokens, generating, stats, selected } = useChatStore();
+  const { messages, tokens, generating, stats, selected, context } = useChatStore();
   const ready = useModelStore((s) => s.status === 'ready');
   const [draft, setDraft] = useState('');
   const reply = tokens.filter((t) => t.kind === 'reply');
@@ -56,6 +56,12 @@ export function ChatPanel({ engine }: { engine: EngineActions }) {
           );
         })}
         {generating && <div className="muted small">generating…</div>}
+        {context && context.dropped > 0 && (
+          <p className="muted small" data-testid="context-note">
+            The conversation is longer than the model's context ({context.length} tokens): the model saw it without its first {context.dropped} message
+            {context.dropped > 1 ? 's' : ''}.
+          </p>
+        )}
       </div>
       <form
         className="composer"

@@ -1,14 +1,15 @@
 import { useEffect, useMemo } from 'react';
 import { applyRouting, emptyChat, useChatStore } from '../state/chatStore';
-import { useEngineStore } from '../state/engineStore';
+import { setNotice, useEngineStore } from '../state/engineStore';
+import { indexedDbStore, readRecord, unusable, writeRecord, type KeyValue, type RecordKey, type RouterRecord } from '../state/persist';
 import { useModelStore } from '../state/modelStore';
 import { useRouterStore } from '../state/routerStore';
 import { useCompareStore } from '../state/compareStore';
 import { useSettingsStore } from '../state/settingsStore';
 import type { RouterConfig } from '../engine/moe/router';
-import { decodePreset, type ModelRef } from '../preset/preset';
+import { decodePreset, encodePreset, type ModelRef } from '../preset/preset';
 import { startEngineWorker, type EngineClient } from '../worker/client';
-import type { ChatMessage, ModelSource, WorkerEvent } from '../worker/protocol';
+import type { ChatMessage, ModelSource, ModelSummary, WorkerEvent } from '../worker/protocol';
 
 export interface EngineActions {
   load(source: ModelSource): void;
@@ -35,8 +36,23 @@ function route(e: WorkerEvent, client: EngineClient): void {
     case 'load-progress':
       return useModelStore.setState({ status: 'loading', progress: { stage: e.stage, done: e.done, total: e.total, detail: e.detail } });
     case 'model-ready':
-      useChatStore.setState({ messages: [], ...emptyChat() });
+      if (e.restored) {
+        // The same model after a device loss: the conversation, its routing and the knobs go on.
+        setNotice('device', { kind: 'info', text: restoredText(e.model, e.loadMs) });
+      } else {
+        // Another model: the conversation stays (it is text), its tokens and routing do not.
+        const { messages } = useChatStore.getState();
+        useChatStore.setState({ ...emptyChat(), messages });
+        applySavedRouter(e.model.name);
+      }
       return useModelStore.setState({ status: 'ready', model: e.model, loadMs: e.loadMs, progress: null, error: null });
+    case 'device-lost':
+      useEngineStore.getState().apply(e);
+      useChatStore.setState({ generating: false });
+      useCompareStore.setState({ running: false });
+      if (e.recovering) useModelStore.setState({ status: 'loading', progress: { stage: 'upload', done: 0, total: 1, detail: 'starting a new GPU device' } });
+      else useModelStore.setState({ status: 'error', error: 'The GPU device was lost; reload the page.' });
+      return;
     case 'model-error':
       // The model that was loaded before (if any) stays usable: the worker keeps it.
       return useModelStore.setState((s) => ({ status: s.model ? 'ready' : 'error', error: e.message, progress: null }));
@@ -46,6 +62,7 @@ function route(e: WorkerEvent, client: EngineClient): void {
         counts: [],
         replyCounts: [],
         selected: null,
+        context: { dropped: e.dropped, length: e.contextLength },
       });
     case 'token':
       return useChatStore.setState((s) => {
@@ -87,6 +104,103 @@ function route(e: WorkerEvent, client: EngineClient): void {
 
 let client: EngineClient | null = null;
 
+function restoredText(model: ModelSummary, loadMs: number): string {
+  const lostAt = useEngineStore.getState().lostAt;
+  const when = lostAt ? ` at ${new Date(lostAt).toLocaleTimeString()}` : '';
+  const cache = model.fromCache.files + model.fromCache.matrices > 0 ? ` from the browser cache (${model.fromCache.files} files, ${model.fromCache.matrices} quantised matrices)` : '';
+  return `The GPU device was lost${when} and restarted; the model was reloaded${cache} in ${(loadMs / 1000).toFixed(1)} s. Your conversation and router settings are kept.`;
+}
+
+// ---- Persistence: the conversation and the router knobs survive a reload (state/persist.ts). ----
+
+let kv: KeyValue | null = null;
+/** The router knobs saved for a model, waiting for that model to load. */
+let savedRouter: RouterRecord | null = null;
+const SAVE_DELAY_MS = 250;
+const timers = new Map<RecordKey, ReturnType<typeof setTimeout>>();
+let saveFailed = false;
+
+function save(key: RecordKey, make: () => Parameters<typeof writeRecord>[2] | null): void {
+  clearTimeout(timers.get(key));
+  timers.set(
+    key,
+    setTimeout(() => {
+      const value = make();
+      if (!kv || !value) return;
+      writeRecord(kv, key, value).catch((e: unknown) => {
+        if (saveFailed) return;
+        saveFailed = true;
+        setNotice('storage', { kind: 'warn', text: `Your conversation could not be saved in the browser's storage (${e instanceof Error ? e.message : String(e)}); it lasts until this tab closes.` });
+      });
+    }, SAVE_DELAY_MS),
+  );
+}
+
+/** Queues the saved knobs for `model` (unless the page's link brought its own), to apply when its defaults arrive. */
+function applySavedRouter(model: string): void {
+  const rec = savedRouter;
+  if (!rec || rec.model !== model || useRouterStore.getState().pending) return;
+  savedRouter = null;
+  try {
+    const preset = decodePreset(rec.query);
+    if (preset) useRouterStore.setState({ pending: { model: null, router: preset.router } });
+  } catch (e) {
+    if (kv) void unusable(kv, 'router', rec, e instanceof Error ? e.message : String(e)).then((text) => setNotice('storage', { kind: 'warn', text }));
+  }
+}
+
+/** Reads what the last visit saved, then saves every change (debounced). */
+async function startPersistence(store: KeyValue): Promise<() => void> {
+  kv = store;
+  const problems: string[] = [];
+  const chat = await readRecord(store, 'chat');
+  if (chat.problem) problems.push(chat.problem);
+  if (chat.value && useChatStore.getState().messages.length === 0) useChatStore.setState({ messages: chat.value.messages });
+  const router = await readRecord(store, 'router');
+  if (router.problem) problems.push(router.problem);
+  savedRouter = router.value;
+  if (problems.length) setNotice('storage', { kind: 'warn', text: problems.join(' ') });
+  // The model may have loaded while we read: apply its saved knobs now.
+  const { model, status } = useModelStore.getState();
+  const { router: current, defaults } = useRouterStore.getState();
+  if (model && status === 'ready' && defaults && current && savedRouter?.model === model.name && !useRouterStore.getState().pending) {
+    applySavedRouter(model.name);
+    const pending = useRouterStore.getState().pending;
+    if (pending) {
+      useRouterStore.setState({ pending: null });
+      client?.send({ type: 'router', router: { ...defaults, ...pending.router } });
+    }
+  }
+  const unsubChat = useChatStore.subscribe((s, prev) => {
+    if (s.messages !== prev.messages) save('chat', () => ({ version: 1, savedAt: Date.now(), messages: useChatStore.getState().messages }));
+  });
+  const unsubRouter = useRouterStore.subscribe((s, prev) => {
+    if (s.router === prev.router && s.defaults === prev.defaults) return;
+    save('router', () => {
+      const { router: r, defaults: d } = useRouterStore.getState();
+      const name = useModelStore.getState().model?.name;
+      return r && d && name ? { version: 1, savedAt: Date.now(), model: name, query: encodePreset(null, r, d) } : null;
+    });
+  });
+  return () => {
+    unsubChat();
+    unsubRouter();
+  };
+}
+
+/** Set by a test (Playwright's addInitScript) before the page runs; a link cannot set it. */
+const testHooks = () => (globalThis as { __MOE_TEST_HOOKS__?: unknown }).__MOE_TEST_HOOKS__ === true;
+
+/** What tests may do to the engine: lose the device, pretend it has little memory, read the buffer count. */
+function installTestHooks(): void {
+  (globalThis as { moeDebug?: unknown }).moeDebug = {
+    loseDevice: () => client?.send({ type: 'debug-lose-device' }),
+    setMemory: (bytes: number | null) => client?.send({ type: 'debug-memory', bytes }),
+    refreshMemory: () => client?.send({ type: 'gpu-memory' }),
+    memory: () => useEngineStore.getState().memory,
+  };
+}
+
 function sourceOf(ref: ModelRef): ModelSource {
   return ref.kind === 'demo' ? { kind: 'demo' } : { kind: 'url', url: ref.url };
 }
@@ -115,8 +229,18 @@ export function useEngine(): EngineActions {
     readPresetFromUrl();
     const c = startEngineWorker((e) => route(e, c));
     client = c;
-    c.send({ type: 'init' });
+    const debug = testHooks();
+    if (debug) installTestHooks();
+    c.send({ type: 'init', debug });
+    let stop: (() => void) | null = null;
+    let cancelled = false;
+    startPersistence(indexedDbStore()).then(
+      (unsub) => (cancelled ? unsub() : (stop = unsub)),
+      (e: unknown) => setNotice('storage', { kind: 'warn', text: `Saved state could not be restored (${e instanceof Error ? e.message : String(e)}).` }),
+    );
     return () => {
+      cancelled = true;
+      stop?.();
       c.terminate();
       client = null;
     };

@@ -1,45 +1,140 @@
 /// <reference lib="webworker" />
 /** The engine in a Web Worker: owns the GPUDevice and the model, answers requests, streams events. */
-import { acquireDevice, browserGpu, type GpuContext, WebGpuUnavailableError } from '../engine/gpu/device';
+import { acquireDevice, browserGpu, type GpuContext, type GpuLossInfo, WebGpuUnavailableError } from '../engine/gpu/device';
 import { kernelsFor, type Kernels } from '../engine/gpu/kernels';
+import { catchOom, isOutOfMemory } from '../engine/gpu/oom';
+import { bufferStats, trackBuffers } from '../engine/gpu/tracker';
 import { openCheckpoint } from '../engine/io/checkpoint';
 import { blobSource, fetchBytes, memorySource, type ByteSource } from '../engine/io/source';
 import type { HfTokenizer } from '../engine/io/tokenizer';
+import { checkFits, formatBytes, type DeviceBudget } from '../engine/model/budget';
 import { MoeModel, type RoutingRecord } from '../engine/model/model';
-import { defaultRouter } from '../engine/moe/router';
+import { defaultRouter, type RouterConfig } from '../engine/moe/router';
 import { uploadWeights, destroyWeights } from '../engine/model/weights';
 import { runSelfTest } from '../engine/selftest';
 import { cachedDownload, opfsQuantCache } from './opfs-cache';
-import { chat } from '../engine/session';
+import { chat, type SessionEvent } from '../engine/session';
+import { serial } from './serial';
 import type { ModelSource, ModelSummary, RoutingPayload, WeightChoice, WorkerEvent, WorkerRequest } from './protocol';
 
 const scope = self as unknown as DedicatedWorkerGlobalScope;
 const post = (e: WorkerEvent, transfer: Transferable[] = []) => scope.postMessage(e, transfer);
 
 let gpu: { ctx: GpuContext; kernels: Kernels } | null = null;
-let loaded: { model: MoeModel; tokenizer: HfTokenizer | null; summary: ModelSummary } | null = null;
+interface Loaded {
+  /** Replaced (same weights) when generation runs out of memory and its buffers are rebuilt. */
+  model: MoeModel;
+  tokenizer: HfTokenizer | null;
+  summary: ModelSummary;
+  /** What to load again after a device loss. */
+  source: ModelSource;
+}
+let loaded: Loaded | null = null;
 let running: AbortController | null = null;
+/** All GPU work goes through this, one task at a time (see serial.ts). */
+const gpuTask = serial();
+/** Set by init({ debug: true }) from a test hook; the debug-* requests are refused otherwise. */
+let debug = false;
+let memoryOverride: number | null = null;
+/** A destroy() we did to simulate a loss (a real destroy() of ours is not a loss). */
+let simulatedLoss = false;
+/** Times of recent device losses: more than MAX_LOSSES in a minute and the engine stops retrying. */
+const losses: number[] = [];
+const MAX_LOSSES = 3;
+/** Every fetch of model files sends no cookies or HTTP auth to a model host (io/source.ts does the same). */
+const NO_CREDENTIALS: RequestInit = { credentials: 'omit' };
+const KV_CONTEXT = 1024;
+const errorText = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 /** The files a checkpoint folder may hold; others are ignored. */
 const WANTED = /^(config\.json|tokenizer\.json|tokenizer_config\.json|chat_template\.jinja|model\.safetensors\.index\.json|.*\.safetensors|.*\.gguf)$/i;
 const DEMO_FILES = ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'];
 
+/** A device with its buffers counted, watched for loss. */
+async function acquire(): Promise<GpuContext> {
+  const ctx = await acquireDevice(browserGpu(), { onUncapturedError: (message) => post({ type: 'gpu-error', message }) });
+  trackBuffers(ctx.device);
+  gpu = { ctx, kernels: kernelsFor(ctx) };
+  void ctx.lost.then((l) => {
+    if (gpu?.ctx !== ctx) return;
+    if (l.reason === 'destroyed' && !simulatedLoss) return;
+    simulatedLoss = false;
+    void recover(l);
+  });
+  return ctx;
+}
+
 async function init(): Promise<void> {
   try {
-    const ctx = await acquireDevice(browserGpu(), {
-      onLost: (l) => {
-        gpu = null;
-        loaded = null;
-        post({ type: 'device-lost', ...l });
-      },
-      onUncapturedError: (message) => post({ type: 'gpu-error', message }),
-    });
-    gpu = { ctx, kernels: kernelsFor(ctx) };
+    const ctx = await acquire();
     post({ type: 'gpu-ready', info: ctx.info });
   } catch (e) {
     if (e instanceof WebGpuUnavailableError) post({ type: 'gpu-unavailable', message: e.reason, advice: e.advice });
     else throw e;
   }
+}
+
+function postMemory(): void {
+  const s = gpu ? bufferStats(gpu.ctx.device) : null;
+  if (s) post({ type: 'gpu-memory', live: s.live, bytes: s.bytes });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * After a device loss every GPU buffer is gone: get a new device and load the same model again
+ * (downloads and quantised matrices come from the OPFS cache, picked files are read again), with
+ * the router knobs it had. The page keeps the conversation; the next reply prefills it anew.
+ */
+async function recover(loss: GpuLossInfo): Promise<void> {
+  const had = loaded ? { source: loaded.source, weights: loaded.summary.weights, router: loaded.model.router } : null;
+  running?.abort();
+  loading?.abort();
+  gpu = null;
+  loaded = null;
+  const now = Date.now();
+  losses.push(now);
+  while (losses.length && losses[0]! < now - 60_000) losses.shift();
+  const retry = losses.length <= MAX_LOSSES;
+  post({
+    type: 'device-lost',
+    reason: loss.reason,
+    message: retry ? loss.message : `${loss.message} The device was lost ${losses.length} times within a minute, so the engine stopped retrying.`,
+    recovering: retry,
+  });
+  if (!retry) return;
+  const t0 = performance.now();
+  let ctx: GpuContext | null = null;
+  for (let attempt = 1; attempt <= 3 && !ctx; attempt++) {
+    try {
+      ctx = await acquire();
+    } catch (e) {
+      console.warn(`No new GPU device (attempt ${attempt}): ${errorText(e)}`);
+      await sleep(500 * attempt);
+    }
+  }
+  if (!ctx) {
+    post({ type: 'device-lost', reason: loss.reason, message: 'No new GPU device could be made after the loss.', recovering: false });
+    return;
+  }
+  post({ type: 'device-restored', info: ctx.info, ms: performance.now() - t0 });
+  if (!had) return;
+  try {
+    await load(had.source, had.weights, had.router);
+  } catch (e) {
+    post({ type: 'model-error', message: `The model could not be reloaded after the device loss: ${errorText(e)}` });
+  }
+}
+
+/** What the device can hold: its buffer limits, and a memory size where the browser reports one. */
+function budgetOf(device: GPUDevice): DeviceBudget {
+  const b: DeviceBudget = { maxBufferSize: device.limits.maxBufferSize, maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize, memoryBytes: null };
+  if (memoryOverride !== null) return { ...b, memoryBytes: memoryOverride, memoryNote: 'as set for this test' };
+  // navigator.deviceMemory is RAM in GiB rounded down to a power of two and capped at 8 (Chrome),
+  // so below 8 the machine has less than twice it; at 8 it says nothing about larger machines.
+  const dm = (navigator as Navigator & { deviceMemory?: number }).deviceMemory;
+  if (typeof dm === 'number' && dm > 0 && dm < 8) return { ...b, memoryBytes: 2 * dm * 2 ** 30, memoryNote: `the browser reports ${dm} GiB of memory, so less than ${2 * dm} GiB` };
+  return b;
 }
 
 interface Sources {
@@ -70,7 +165,7 @@ async function sourcesFor(source: ModelSource, signal: AbortSignal): Promise<Sou
   const names = [...DEMO_FILES];
   if (source.kind === 'url') {
     // Sharded checkpoints list their shards in the index; single-file ones have model.safetensors.
-    const index = await fetch(`${base}model.safetensors.index.json`).catch(() => null);
+    const index = await fetch(`${base}model.safetensors.index.json`, { ...NO_CREDENTIALS, signal }).catch(() => null);
     // Servers with an SPA fallback answer 200 with HTML for missing files: only JSON counts.
     const map = index?.ok ? await index.json().then((j: { weight_map?: Record<string, string> }) => j.weight_map, () => undefined) : undefined;
     if (map && typeof map === 'object') {
@@ -98,7 +193,12 @@ async function sourcesFor(source: ModelSource, signal: AbortSignal): Promise<Sou
 
 let loading: AbortController | null = null;
 
-async function load(source: ModelSource, choice: WeightChoice): Promise<void> {
+/**
+ * Loads `source` as `choice`. The checkpoint is sized against the device before anything is
+ * uploaded; an upload that runs out of memory frees what it made; the model loaded before stays
+ * until the new one is complete. `restore`: router knobs to put back (a reload after a device loss).
+ */
+async function load(source: ModelSource, choice: WeightChoice, restore?: RouterConfig): Promise<void> {
   if (!gpu) throw new Error('No GPU device: loading a model needs WebGPU.');
   running?.abort();
   loading?.abort();
@@ -108,44 +208,133 @@ async function load(source: ModelSource, choice: WeightChoice): Promise<void> {
   const t0 = performance.now();
   const { name, files, key, cachedFiles } = await sourcesFor(source, signal);
   signal.throwIfAborted();
-  post({ type: 'load-progress', stage: 'parse', done: 0, total: 1, detail: 'reading headers and config' });
-  const ck = await openCheckpoint(files, gpu.ctx.device.limits);
-  const stats = { hits: 0 };
-  const cache = choice.format === 'f32' ? undefined : await opfsQuantCache(`${key}|${choice.format}|${choice.group}`, stats);
-  const weights = await uploadWeights(gpu.ctx.device, ck.spec, ck.slots, ck.reader, {
-    format: choice.format,
-    group: choice.group,
-    cache,
-    onProgress: (done, total, slot) => post({ type: 'load-progress', stage: choice.format === 'f32' ? 'upload' : 'quantize', done, total, detail: slot }),
-    signal,
+  await gpuTask(async () => {
+    signal.throwIfAborted();
+    const g = gpu;
+    if (!g) throw new Error('The GPU device was lost during the load.');
+    const device = g.ctx.device;
+    post({ type: 'load-progress', stage: 'parse', done: 0, total: 1, detail: 'reading headers and config' });
+    // No per-slot f32 limit here: checkFits sizes every buffer in the chosen format.
+    const ck = await openCheckpoint(files);
+    const contextLength = Math.min(ck.spec.maxPositions, KV_CONTEXT);
+    checkFits(ck.spec, ck.slots, choice, budgetOf(device), contextLength);
+    const stats = { hits: 0 };
+    const cache = choice.format === 'f32' ? undefined : await opfsQuantCache(`${key}|${choice.format}|${choice.group}`, stats);
+    const weights = await uploadWeights(device, ck.spec, ck.slots, ck.reader, {
+      format: choice.format,
+      group: choice.group,
+      cache,
+      onProgress: (done, total, slot) => post({ type: 'load-progress', stage: choice.format === 'f32' ? 'upload' : 'quantize', done, total, detail: slot }),
+      signal,
+    });
+    // The holder keeps a model whose allocation failed inside the scope, so it can still be freed.
+    const made: { model?: MoeModel } = {};
+    let m: MoeModel;
+    try {
+      m = await catchOom(device, 'allocating the KV cache', () => (made.model = new MoeModel(g.kernels, ck.spec, weights, { contextLength })));
+    } catch (e) {
+      made.model?.destroy();
+      destroyWeights(weights);
+      throw e;
+    }
+    if (restore) {
+      try {
+        m.setRouter(restore);
+      } catch (e) {
+        console.warn(`Router knobs not restored: ${errorText(e)}`);
+      }
+    }
+    // Only now, with the new model complete, does the old one go: a failed load keeps it.
+    if (loaded) {
+      destroyWeights(loaded.model.weights);
+      loaded.model.destroy();
+    }
+    const s = ck.spec;
+    const summary: ModelSummary = {
+      name,
+      arch: s.arch,
+      numLayers: s.numLayers,
+      moeLayers: s.layers.flatMap((l, i) => (l.mlp === 'moe' ? [i] : [])),
+      numExperts: s.moe.numExperts,
+      topK: s.moe.topK,
+      hiddenSize: s.hiddenSize,
+      vocabSize: s.vocabSize,
+      contextLength: m.contextLength,
+      parameters: ck.parameters,
+      gpuBytes: weights.bytes,
+      weights: choice,
+      fromCache: { files: cachedFiles, matrices: stats.hits },
+      hasTokenizer: ck.tokenizer !== null,
+      hasChatTemplate: ck.tokenizer?.hasChatTemplate ?? false,
+    };
+    loaded = { model: m, tokenizer: ck.tokenizer, summary, source };
+    post({ type: 'model-ready', model: summary, loadMs: performance.now() - t0, restored: restore !== undefined });
+    post({ type: 'router', router: m.router, defaults: defaultRouter(ck.spec) });
+    postMemory();
   });
-  // Only now, with the new model complete, does the old one go: a failed load keeps it.
-  if (loaded) {
-    destroyWeights(loaded.model.weights);
-    loaded.model.destroy();
+}
+
+/**
+ * After generation ran out of memory: frees the model's KV cache and scratch and makes them again
+ * (same weights, same knobs), so the next, smaller request can run. If even that fails the model
+ * is unloaded, and the page is told so.
+ */
+async function rebuildModel(cur: Loaded): Promise<boolean> {
+  const g = gpu;
+  if (!g) return false;
+  const { spec, weights } = cur.model;
+  const router = cur.model.router;
+  cur.model.destroy();
+  const made: { model?: MoeModel } = {};
+  try {
+    const m = await catchOom(g.ctx.device, 'allocating the KV cache again', () => (made.model = new MoeModel(g.kernels, spec, weights, { contextLength: cur.summary.contextLength })));
+    m.setRouter(router);
+    cur.model = m;
+    return true;
+  } catch {
+    made.model?.destroy();
+    destroyWeights(weights);
+    if (loaded === cur) loaded = null;
+    return false;
   }
-  const model = new MoeModel(gpu.kernels, ck.spec, weights, { contextLength: Math.min(ck.spec.maxPositions, 1024) });
-  const s = ck.spec;
-  const summary: ModelSummary = {
-    name,
-    arch: s.arch,
-    numLayers: s.numLayers,
-    moeLayers: s.layers.flatMap((l, i) => (l.mlp === 'moe' ? [i] : [])),
-    numExperts: s.moe.numExperts,
-    topK: s.moe.topK,
-    hiddenSize: s.hiddenSize,
-    vocabSize: s.vocabSize,
-    contextLength: model.contextLength,
-    parameters: ck.parameters,
-    gpuBytes: weights.bytes,
-    weights: choice,
-    fromCache: { files: cachedFiles, matrices: stats.hits },
-    hasTokenizer: ck.tokenizer !== null,
-    hasChatTemplate: ck.tokenizer?.hasChatTemplate ?? false,
-  };
-  loaded = { model, tokenizer: ck.tokenizer, summary };
-  post({ type: 'model-ready', model: summary, loadMs: performance.now() - t0 });
-  post({ type: 'router', router: model.router, defaults: defaultRouter(ck.spec) });
+}
+
+/** `events`, each step (one forward pass) inside an out-of-memory scope. Call under gpuTask. */
+async function* checked(device: GPUDevice, events: AsyncGenerator<SessionEvent>): AsyncGenerator<SessionEvent> {
+  try {
+    for (;;) {
+      const r = await catchOom(device, 'generating', () => events.next());
+      if (r.done) return;
+      yield r.value;
+    }
+  } finally {
+    await events.return(undefined).catch(() => undefined);
+  }
+}
+
+/** Whether `ctx`'s device is lost now or within a moment (a failed read-back comes before the loss event). */
+async function lostSoon(ctx: GpuContext): Promise<boolean> {
+  return Promise.race([ctx.lost.then(() => true), sleep(300).then(() => false)]);
+}
+
+/** Runs `gen` (a generation on `cur`) and turns GPU failures into messages that say what is kept. */
+async function generating(cur: Loaded, gen: (device: GPUDevice) => Promise<void>): Promise<void> {
+  const g = gpu;
+  if (!g) throw new Error('No GPU device: the engine is restarting it.');
+  try {
+    await gen(g.ctx.device);
+  } catch (e) {
+    if (isOutOfMemory(e)) {
+      const kept = await rebuildModel(cur);
+      postMemory();
+      throw new Error(
+        `${e.message}. The conversation is kept${kept ? "; the model's working buffers were freed" : ', but the model had to be unloaded: load it again'}. ` +
+          'Try fewer new tokens, a shorter conversation or a smaller weight format.',
+      );
+    }
+    if (await lostSoon(g.ctx)) throw new Error('The GPU device was lost while generating. The reply so far is kept; the engine is restarting the GPU and reloading the model.');
+    throw e;
+  }
 }
 
 function payload(r: RoutingRecord): { routing: RoutingPayload; transfer: Transferable[] } {
@@ -158,18 +347,25 @@ async function runChat(req: Extract<WorkerRequest, { type: 'chat' }>): Promise<v
   running?.abort();
   const ctl = new AbortController();
   running = ctl;
-  const { model, tokenizer } = loaded;
   try {
-    for await (const ev of chat(model, tokenizer, req.messages, { sampling: req.sampling, maxNewTokens: req.maxNewTokens, signal: ctl.signal })) {
-      if (ev.type === 'prompt') post({ type: 'prompt', tokens: ev.ids.map((id, i) => ({ id, text: ev.pieces[i]! })) });
-      else if (ev.type === 'token') post({ type: 'token', token: { id: ev.id, text: ev.text }, prob: ev.prob, ms: ev.ms });
-      else if (ev.type === 'routing') {
-        const { routing, transfer } = payload(ev.routing);
-        post({ type: 'routing', start: ev.start, routing }, transfer);
-      } else post(ev);
-    }
+    await gpuTask(async () => {
+      const cur = loaded;
+      if (!cur) throw new Error('No model is loaded yet.');
+      await generating(cur, async (device) => {
+        const { model, tokenizer } = cur;
+        for await (const ev of checked(device, chat(model, tokenizer, req.messages, { sampling: req.sampling, maxNewTokens: req.maxNewTokens, signal: ctl.signal }))) {
+          if (ev.type === 'prompt') post({ type: 'prompt', tokens: ev.ids.map((id, i) => ({ id, text: ev.pieces[i]! })), dropped: ev.dropped, contextLength: model.contextLength });
+          else if (ev.type === 'token') post({ type: 'token', token: { id: ev.id, text: ev.text }, prob: ev.prob, ms: ev.ms });
+          else if (ev.type === 'routing') {
+            const { routing, transfer } = payload(ev.routing);
+            post({ type: 'routing', start: ev.start, routing }, transfer);
+          } else post(ev);
+        }
+      });
+    });
   } finally {
     if (running === ctl) running = null;
+    postMemory();
   }
 }
 
@@ -177,47 +373,56 @@ async function runChat(req: Extract<WorkerRequest, { type: 'chat' }>): Promise<v
 async function runCompare(req: Extract<WorkerRequest, { type: 'compare' }>): Promise<void> {
   if (!loaded) throw new Error('No model is loaded yet.');
   running?.abort();
-  const { model, tokenizer } = loaded;
-  const before = model.router;
-  try {
-    for (const side of ['a', 'b'] as const) {
-      model.setRouter(req[side]);
-      let text = '';
-      let tokens = 0;
-      let counts: number[][] = [];
-      let layers: number[] = [];
-      for await (const ev of chat(model, tokenizer, req.messages, { sampling: req.sampling, maxNewTokens: req.maxNewTokens })) {
-        if (ev.type === 'token') {
-          text += ev.text;
-          tokens++;
-        } else if (ev.type === 'routing') {
-          const r = ev.routing;
-          layers = r.layers;
-          if (!counts.length) counts = r.layers.map(() => new Array<number>(r.numExperts).fill(0));
-          r.experts.forEach((ids, m) => ids.forEach((e) => e < r.numExperts && counts[m]![e]!++));
+  await gpuTask(async () => {
+    const cur = loaded;
+    if (!cur) throw new Error('No model is loaded yet.');
+    const before = cur.model.router;
+    await generating(cur, async (device) => {
+      try {
+        for (const side of ['a', 'b'] as const) {
+          const { model, tokenizer } = cur;
+          model.setRouter(req[side]);
+          let text = '';
+          let tokens = 0;
+          let counts: number[][] = [];
+          let layers: number[] = [];
+          for await (const ev of checked(device, chat(model, tokenizer, req.messages, { sampling: req.sampling, maxNewTokens: req.maxNewTokens }))) {
+            if (ev.type === 'token') {
+              text += ev.text;
+              tokens++;
+            } else if (ev.type === 'routing') {
+              const r = ev.routing;
+              layers = r.layers;
+              if (!counts.length) counts = r.layers.map(() => new Array<number>(r.numExperts).fill(0));
+              r.experts.forEach((ids, m) => ids.forEach((e) => e < r.numExperts && counts[m]![e]!++));
+            }
+          }
+          post({ type: 'compare-result', side, text, counts, layers, tokens });
         }
+      } finally {
+        cur.model.setRouter(before);
       }
-      post({ type: 'compare-result', side, text, counts, layers, tokens });
-    }
-  } finally {
-    model.setRouter(before);
-  }
+    });
+  });
 }
 
 async function handle(req: WorkerRequest): Promise<void> {
   switch (req.type) {
     case 'init':
+      debug = req.debug === true;
       return init();
     case 'selftest':
-      if (!gpu) throw new Error('No GPU device: the self-test needs WebGPU.');
-      post({ type: 'selftest', results: await runSelfTest(gpu.kernels) });
-      return;
+      return gpuTask(async () => {
+        if (!gpu) throw new Error('No GPU device: the self-test needs WebGPU.');
+        post({ type: 'selftest', results: await runSelfTest(gpu.kernels) });
+      });
     case 'load':
       try {
         await load(req.source, req.weights);
       } catch (e) {
         const cancelled = e instanceof DOMException && e.name === 'AbortError';
-        post({ type: 'model-error', message: cancelled ? 'Loading was cancelled.' : e instanceof Error ? e.message : String(e) });
+        post({ type: 'model-error', message: cancelled ? 'Loading was cancelled.' : isOutOfMemory(e) ? `${e.message}. Everything it had uploaded was freed; a smaller weight format (int8/int4) needs less.` : errorText(e) });
+        postMemory();
       }
       return;
     case 'cancel-load':
@@ -238,6 +443,18 @@ async function handle(req: WorkerRequest): Promise<void> {
       } catch (e) {
         post({ type: 'router-error', message: e instanceof Error ? e.message : String(e) });
       }
+      return;
+    case 'gpu-memory':
+      return postMemory();
+    case 'debug-lose-device':
+      if (!debug) throw new Error('debug-lose-device is only honoured when the page was opened by a test');
+      if (!gpu) throw new Error('No GPU device to lose');
+      simulatedLoss = true;
+      gpu.ctx.device.destroy();
+      return;
+    case 'debug-memory':
+      if (!debug) throw new Error('debug-memory is only honoured when the page was opened by a test');
+      memoryOverride = req.bytes;
       return;
   }
 }

@@ -49,7 +49,7 @@ export async function cachedDownload(url: string, download: () => Promise<Uint8A
   let key: string | null = null;
   let d: FileSystemDirectoryHandle | null = null;
   try {
-    const head = await fetch(url, { method: 'HEAD', signal });
+    const head = await fetch(url, { method: 'HEAD', signal, credentials: 'omit' });
     if (head.ok) {
       key = await sha256Hex(`${url}|${head.headers.get('content-length')}|${head.headers.get('etag') ?? head.headers.get('last-modified') ?? ''}`);
       d = await folder(['files']);

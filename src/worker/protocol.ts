@@ -25,7 +25,8 @@ export interface ChatMessage {
 }
 
 export type WorkerRequest =
-  | { type: 'init' }
+  /** `debug`: honour the debug-* requests below (set only by a test hook, never by a URL). */
+  | { type: 'init'; debug?: boolean }
   | { type: 'selftest' }
   | { type: 'load'; source: ModelSource; weights: WeightChoice }
   | { type: 'cancel-load' }
@@ -34,7 +35,13 @@ export type WorkerRequest =
   /** New router knobs for the loaded model, used from the next token on. */
   | { type: 'router'; router: RouterConfig }
   /** The same conversation under two router presets, one after the other (greedy settings as given). */
-  | { type: 'compare'; messages: ChatMessage[]; sampling: SamplingParams; maxNewTokens: number; a: RouterConfig; b: RouterConfig };
+  | { type: 'compare'; messages: ChatMessage[]; sampling: SamplingParams; maxNewTokens: number; a: RouterConfig; b: RouterConfig }
+  /** Asks for a 'gpu-memory' event. */
+  | { type: 'gpu-memory' }
+  /** Test only (init with debug): destroys the device as a driver reset would, to exercise recovery. */
+  | { type: 'debug-lose-device' }
+  /** Test only (init with debug): pretends the device has this many bytes (null: what it reports). */
+  | { type: 'debug-memory'; bytes: number | null };
 
 /** Routing of a run of consecutive tokens, per MoE layer (the engine's record, minus its position). */
 export type RoutingPayload = Omit<RoutingRecord, 'start'>;
@@ -68,11 +75,17 @@ export type LoadStage = 'download' | 'parse' | 'quantize' | 'upload' | 'ready';
 export type WorkerEvent =
   | { type: 'gpu-ready'; info: GpuInfo }
   | { type: 'gpu-unavailable'; message: string; advice: string }
-  | { type: 'device-lost'; reason: string; message: string }
+  /** `recovering`: the engine is getting a new device and will reload the model; else the page must be reloaded. */
+  | { type: 'device-lost'; reason: string; message: string; recovering: boolean }
+  /** A new device after a loss, `ms` after it; the model (if any) is being reloaded from the caches. */
+  | { type: 'device-restored'; info: GpuInfo; ms: number }
+  /** Live GPU buffers of the engine's device (see engine/gpu/tracker.ts). */
+  | { type: 'gpu-memory'; live: number; bytes: number }
   | { type: 'gpu-error'; message: string }
   | { type: 'selftest'; results: SelfTestResult[] }
   | { type: 'load-progress'; stage: LoadStage; done: number; total: number; detail: string }
-  | { type: 'model-ready'; model: ModelSummary; loadMs: number }
+  /** `restored`: the same model reloaded after a device loss (the conversation goes on). */
+  | { type: 'model-ready'; model: ModelSummary; loadMs: number; restored: boolean }
   | { type: 'model-error'; message: string }
   /** The knobs in force (after a load: the checkpoint's own, which are also the defaults). */
   | { type: 'router'; router: RouterConfig; defaults: RouterConfig }
@@ -80,7 +93,7 @@ export type WorkerEvent =
   /** One side of an A/B run: the reply and its routing counts [moeLayer][expert] over prompt + reply. */
   | { type: 'compare-result'; side: 'a' | 'b'; text: string; counts: number[][]; layers: number[]; tokens: number }
   /** The prompt as the model saw it (chat template applied); its tokens sit at positions 0 … n−1. */
-  | { type: 'prompt'; tokens: TokenPiece[] }
+  | { type: 'prompt'; tokens: TokenPiece[]; dropped: number; contextLength: number }
   /** A generated token; it sits at the next position. */
   | { type: 'token'; token: TokenPiece; prob: number; ms: number }
   /** Routing of the tokens at positions start … start+routing.tokens−1 (arrives once they are fed). */

@@ -97,7 +97,7 @@ function httpError(url: string, res: Response): Error {
 
 /** Downloads a whole file with progress. */
 export async function fetchBytes(url: string, onProgress?: Progress, signal?: AbortSignal): Promise<Uint8Array> {
-  const res = await fetch(url, { signal });
+  const res = await fetch(url, { signal, credentials: 'omit' });
   if (!res.ok) throw httpError(url, res);
   return bodyWithProgress(url, res, onProgress);
 }
@@ -173,7 +173,7 @@ export async function urlSource(url: string, opts: Progress | UrlSourceOptions =
 
   // no-store: a browser may hold the file compressed in its HTTP cache and answer a Range request
   // with the whole decoded body under a Content-Range that counts compressed bytes.
-  const probe = await fetch(url, { headers: { Range: `bytes=0-${PROBE_BYTES - 1}` }, signal: o.signal, cache: 'no-store' });
+  const probe = await fetch(url, { headers: { Range: `bytes=0-${PROBE_BYTES - 1}` }, signal: o.signal, cache: 'no-store', credentials: 'omit' });
   if (probe.status === 416) {
     // Nothing satisfies the range: an empty file.
     await probe.body?.cancel();
@@ -205,7 +205,7 @@ export async function urlSource(url: string, opts: Progress | UrlSourceOptions =
   let total = cr?.total ?? null;
   if (total === null) {
     // Content-Range hidden (cross-origin without Access-Control-Expose-Headers): ask for the length.
-    const head = await fetch(url, { method: 'HEAD', signal: o.signal, cache: 'no-store' });
+    const head = await fetch(url, { method: 'HEAD', signal: o.signal, cache: 'no-store', credentials: 'omit' });
     total = head.ok && !head.headers.get('content-encoding') ? contentLength(head) : null;
   }
   const first = await readBody(probe, null, () => {});
@@ -283,7 +283,7 @@ class RangeSource implements ByteSource {
     // One retry: a long download over many requests meets the odd dropped connection.
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
-        const res = await fetch(this.url, { headers: { Range: `bytes=${offset}-${end}` }, signal: this.opts.signal, cache: 'no-store' });
+        const res = await fetch(this.url, { headers: { Range: `bytes=${offset}-${end}` }, signal: this.opts.signal, cache: 'no-store', credentials: 'omit' });
         if (res.status !== 206) {
           await res.body?.cancel();
           throw res.ok ? new Error(`${this.url}: the server stopped honouring Range requests (answered ${res.status})`) : httpError(this.url, res);

@@ -1,0 +1,185 @@
+import { expect, test, type Page } from '@playwright/test';
+
+// Test hooks (window.moeDebug: lose the device, fake a small memory) exist only when this flag is
+// set before the page's scripts run; a link cannot set it.
+test.beforeEach(async ({ page }) => {
+  await page.addInitScript(() => {
+    (globalThis as { __MOE_TEST_HOOKS__?: boolean }).__MOE_TEST_HOOKS__ = true;
+  });
+});
+
+interface Debug {
+  loseDevice(): void;
+  setMemory(bytes: number | null): void;
+  refreshMemory(): void;
+}
+const debug = (page: Page, call: (d: Debug) => void) => page.evaluate(`(${call.toString()})(globalThis.moeDebug)`);
+
+async function openWithDemo(page: Page) {
+  await page.goto('/');
+  await expect(page.getByTestId('model-name')).toContainText('demo', { timeout: 120_000 });
+}
+
+async function ask(page: Page, text: string) {
+  await page.getByLabel('Message').fill(text);
+  await page.getByTestId('send').click();
+  await expect(page.getByTestId('send')).toBeVisible({ timeout: 120_000 });
+}
+
+/** A record of the page's IndexedDB store (state/persist.ts), read with the raw API. */
+function readStore(page: Page, key: string | null): Promise<unknown> {
+  return page.evaluate(
+    (key) =>
+      new Promise((resolve, reject) => {
+        const open = indexedDB.open('moe-playground');
+        open.onerror = () => reject(open.error);
+        open.onsuccess = () => {
+          const tx = open.result.transaction('state', 'readonly').objectStore('state');
+          const req = key === null ? tx.getAllKeys() : tx.get(key);
+          req.onsuccess = () => resolve(req.result);
+          req.onerror = () => reject(req.error);
+        };
+      }),
+    key,
+  );
+}
+
+function writeStore(page: Page, key: string, value: unknown): Promise<void> {
+  return page.evaluate(
+    ({ key, value }) =>
+      new Promise<void>((resolve, reject) => {
+        const open = indexedDB.open('moe-playground');
+        open.onerror = () => reject(open.error);
+        open.onsuccess = () => {
+          const tx = open.result.transaction('state', 'readwrite');
+          tx.objectStore('state').put(value, key);
+          tx.oncomplete = () => resolve();
+          tx.onerror = () => reject(tx.error);
+        };
+      }),
+    { key, value },
+  );
+}
+
+test('a lost GPU device is replaced, the model reloaded, and the chat and router knobs go on', async ({ page }) => {
+  await openWithDemo(page);
+  await ask(page, 'What is 12 + 30?');
+  await expect(page.getByTestId('msg-assistant').last()).toContainText('12 + 30 =');
+  await page.getByTestId('knob-topk').fill('3');
+  await expect(page.getByText('tuned — applies from the next token')).toBeVisible();
+  await expect(page.getByTestId('live-buffers')).toBeVisible();
+  const before = Number((await page.getByTestId('live-buffers').innerText()).split(' ')[0]);
+
+  await debug(page, (d) => d.loseDevice());
+  await expect(page.getByTestId('notice-device')).toContainText('The GPU device was lost');
+  await page.screenshot({ path: 'test-results/device-lost.png', fullPage: true });
+  await expect(page.getByTestId('notice-device')).toContainText('Your conversation and router settings are kept', { timeout: 120_000 });
+  await expect(page.getByTestId('model-summary')).toContainText('16 per MoE layer, top-2');
+  // Nothing the user had is gone: the exchange and the tuned knob.
+  await expect(page.getByTestId('msg-user')).toHaveText(['You' + 'What is 12 + 30?']);
+  await expect(page.getByTestId('msg-assistant').last()).toContainText('12 + 30 =');
+  await expect(page.getByTestId('knob-topk')).toHaveValue('3');
+  await page.screenshot({ path: 'test-results/device-restored.png', fullPage: true });
+
+  // The new device answers, with the restored knob in force (3 experts per token).
+  await ask(page, 'What is 2 + 3?');
+  await expect(page.getByTestId('msg-assistant').last()).toContainText('2 + 3 =');
+  await page.getByTestId('reply-token').first().click();
+  await expect(page.getByTestId('inspector-table').locator('tbody tr').first().locator('.expert')).toHaveCount(3);
+  const after = Number((await page.getByTestId('live-buffers').innerText()).split(' ')[0]);
+  expect(after).toBeGreaterThan(0);
+  expect(after).toBeLessThanOrEqual(before);
+});
+
+test('a device lost in the middle of a reply keeps the conversation and recovers', async ({ page }) => {
+  await openWithDemo(page);
+  await page.getByLabel('Message').fill('Write Python code.');
+  await page.getByTestId('send').click();
+  // The worker takes messages in order: the loss lands during the first forward pass.
+  await debug(page, (d) => d.loseDevice());
+  await expect(page.getByRole('alert').filter({ hasText: 'Engine errors' })).toContainText('The GPU device was lost while generating', { timeout: 120_000 });
+  await expect(page.getByTestId('notice-device')).toContainText('Your conversation and router settings are kept', { timeout: 120_000 });
+  await expect(page.getByTestId('msg-user')).toContainText(['Write Python code.']);
+  await ask(page, 'Define harbor.');
+  await expect(page.getByTestId('msg-assistant').last()).toContainText('harbor');
+});
+
+test('the conversation and router knobs survive a reload', async ({ page }) => {
+  await openWithDemo(page);
+  await ask(page, 'Define harbor.');
+  const reply = (await page.getByTestId('msg-assistant').last().innerText()).replace(/^model\s*/i, '');
+  expect(reply).toContain('harbor');
+  await page.getByTestId('knob-topk').fill('3');
+  await expect(page.getByText('tuned — applies from the next token')).toBeVisible();
+  await expect.poll(async () => ((await readStore(page, 'router')) as { query?: string } | undefined)?.query).toContain('k=3');
+  await expect.poll(async () => ((await readStore(page, 'chat')) as { messages?: unknown[] } | undefined)?.messages?.length).toBe(2);
+
+  await page.reload();
+  await expect(page.getByTestId('model-name')).toContainText('demo', { timeout: 120_000 });
+  await expect(page.getByTestId('msg-user')).toContainText(['Define harbor.']);
+  await expect(page.getByTestId('msg-assistant')).toContainText([reply.trim()]);
+  await expect(page.getByTestId('knob-topk')).toHaveValue('3');
+  await page.screenshot({ path: 'test-results/chat-restored.png', fullPage: true });
+  // The restored conversation goes on.
+  await ask(page, 'What is 1 + 1?');
+  await expect(page.getByTestId('msg-user')).toHaveCount(2);
+  await expect(page.getByTestId('msg-assistant').last()).toContainText('1 + 1 =');
+});
+
+test('a corrupt saved state is set aside with a message, and the page works', async ({ page }) => {
+  await openWithDemo(page);
+  const hostile = { version: 1, savedAt: 0, messages: [{ role: 'hacker', content: '<img src=x onerror="document.title=\'pwned\'">' }] };
+  await writeStore(page, 'chat', hostile);
+  await writeStore(page, 'router', 'not a record');
+  await page.reload();
+  await expect(page.getByTestId('model-name')).toContainText('demo', { timeout: 120_000 });
+  const notice = page.getByTestId('notice-storage');
+  await expect(notice).toContainText('The saved conversation could not be used (messages.0.role: must be system, user or assistant)');
+  await expect(notice).toContainText('set aside in the browser\'s storage as "corrupt/chat/');
+  await expect(notice).toContainText('The saved router settings could not be used');
+  await expect(page.getByTestId('msg-user')).toHaveCount(0);
+  await page.screenshot({ path: 'test-results/storage-set-aside.png', fullPage: true });
+  const keys = (await readStore(page, null)) as string[];
+  const aside = keys.find((k) => k.startsWith('corrupt/chat/'));
+  expect(aside).toBeTruthy();
+  expect(await readStore(page, aside!)).toEqual(hostile);
+  expect(await page.title()).toBe('MoE Playground');
+  await ask(page, 'What is 4 + 4?');
+  await expect(page.getByTestId('msg-assistant').last()).toContainText('4 + 4 =');
+});
+
+test('a checkpoint too big for the device is refused before upload, naming a format that fits', async ({ page }) => {
+  await openWithDemo(page);
+  await expect(page.getByTestId('live-buffers')).toBeVisible();
+  const before = await page.getByTestId('live-buffers').innerText();
+  await debug(page, (d) => d.setMemory(20 * 2 ** 20));
+  await page.getByRole('button', { name: 'Built-in demo' }).click();
+  const err = page.getByTestId('model-error');
+  await expect(err).toContainText(/This checkpoint needs [\d.]+ MiB on the GPU as f32 \(weights [\d.]+ MiB, KV cache and working buffers [\d.]+ MiB\): that is more than the 20\.0 MiB this device has/);
+  await expect(err).toContainText(/As int8 \(group 32\) it needs [\d.]+ MiB and fits/);
+  await expect(err).toContainText('Nothing was uploaded');
+  await expect(page.getByTestId('model-summary')).toContainText('(f32)');
+  await debug(page, (d) => d.refreshMemory());
+  await expect(page.getByTestId('live-buffers')).toHaveText(before);
+  await page.screenshot({ path: 'test-results/too-big.png', fullPage: true });
+  // The suggested format loads within the same limit.
+  await page.getByTestId('weight-format').selectOption('int8:32');
+  await page.getByRole('button', { name: 'Built-in demo' }).click();
+  await expect(page.getByTestId('model-summary')).toContainText('int8, group 32', { timeout: 120_000 });
+});
+
+test('a conversation longer than the context slides: the oldest turns are left out and the user is told', async ({ page }) => {
+  await openWithDemo(page);
+  // Several hundred tokens each with the demo tokenizer: three of them pass the 1024-token context.
+  const long = (n: number) => `Define harbor. ${'river mountain harbor '.repeat(110)} (${n})`;
+  for (let i = 1; i <= 3; i++) await ask(page, long(i));
+  // Whole exchanges go, oldest first (user + reply, so an even count), and the last message is answered.
+  await expect(page.getByTestId('context-note')).toContainText(/longer than the model's context \(1024 tokens\): the model saw it without its first [24] messages\./);
+  await expect(page.getByTestId('msg-user')).toHaveCount(3);
+  await expect(page.getByTestId('chat-stats')).toContainText(/[1-9]\d* tokens/);
+  await page.screenshot({ path: 'test-results/context-slide.png', fullPage: true });
+  // A single message over the context is refused with the numbers.
+  await page.getByRole('button', { name: 'Clear' }).click();
+  await ask(page, 'harbor '.repeat(1500));
+  await expect(page.getByRole('alert').filter({ hasText: 'Engine errors' })).toContainText(/The last message is too long for this model: with it the prompt is \d+ tokens/);
+});
