@@ -1,13 +1,65 @@
 /// <reference types="vitest/config" />
 import react from '@vitejs/plugin-react';
-import { defineConfig } from 'vite';
+import { defineConfig, type Plugin } from 'vite';
+
+/**
+ * The page's Content-Security-Policy. No inline script, no eval (nothing in the bundle needs it:
+ * onnxruntime-web is not bundled, so no 'wasm-unsafe-eval' either), styles only from our CSS file
+ * (React and d3 set inline styles through the CSSOM, which CSP allows), and connections to this
+ * origin plus https:// hosts only: a model URL the user types can be on any https host, which a
+ * static policy cannot name in advance, and src/preset/model-url.ts refuses the rest up front.
+ */
+const CSP: Record<string, string> = {
+  'default-src': "'self'",
+  'script-src': "'self'",
+  'style-src': "'self'",
+  'img-src': "'self' data:",
+  'font-src': "'self'",
+  'connect-src': "'self' https:",
+  'worker-src': "'self'",
+  'object-src': "'none'",
+  'base-uri': "'none'",
+  'form-action': "'none'",
+};
+const cspText = (extra: Record<string, string> = {}) =>
+  Object.entries({ ...CSP, ...extra })
+    .map(([k, v]) => `${k} ${v}`)
+    .join('; ');
+/**
+ * As a response header (vite preview, and hosts reading dist/_headers) the policy also covers the
+ * engine worker, whose script gets the policy of its own response, not the page's meta tag; and
+ * frame-ancestors works only in a header.
+ */
+export const CSP_HEADER = cspText({ 'frame-ancestors': "'none'" });
+const SECURITY_HEADERS = {
+  'Content-Security-Policy': CSP_HEADER,
+  'X-Content-Type-Options': 'nosniff',
+  'Referrer-Policy': 'no-referrer',
+};
+
+/**
+ * Puts the policy into the built index.html as a meta tag (it holds on any static host, even one
+ * that sends no headers) and writes dist/_headers for hosts that read that file. Not in `vite dev`:
+ * React's fast refresh injects an inline script there.
+ */
+function contentSecurityPolicy(): Plugin {
+  return {
+    name: 'content-security-policy',
+    apply: 'build',
+    transformIndexHtml: () => [{ tag: 'meta', attrs: { 'http-equiv': 'Content-Security-Policy', content: cspText() }, injectTo: 'head-prepend' }],
+    generateBundle() {
+      const lines = Object.entries(SECURITY_HEADERS).map(([k, v]) => `  ${k}: ${v}`);
+      this.emitFile({ type: 'asset', fileName: '_headers', source: `/*\n${lines.join('\n')}\n` });
+    },
+  };
+}
 
 export default defineConfig({
-  plugins: [react()],
+  plugins: [react(), contentSecurityPolicy()],
   worker: { format: 'es' },
   build: { target: 'es2022', chunkSizeWarningLimit: 2048 },
   server: { port: 5173 },
-  preview: { port: 4173 },
+  preview: { port: 4173, headers: SECURITY_HEADERS },
   test: {
     include: ['tests/unit/**/*.test.ts', 'tests/gpu/**/*.test.ts'],
     pool: 'forks',

@@ -8,6 +8,7 @@
  */
 import * as v from 'valibot';
 import type { RouterConfig } from '../engine/moe/router';
+import { checkModelUrl } from './model-url';
 
 export const PRESET_VERSION = 1;
 /** Longer links are refused before parsing (a bias list for 256 experts fits easily). */
@@ -77,8 +78,16 @@ const QuerySchema = v.object({
   scale: v.optional(num(0.001, 100)),
 });
 
-function parseModel(s: string): ModelRef {
+function parseModel(s: string, origin?: string): ModelRef {
   if (s === 'demo') return { kind: 'demo' };
+  if (origin !== undefined) {
+    // The page knows its origin: the same rule as a typed URL (https, or plain http on this server).
+    try {
+      return { kind: 'url', url: checkModelUrl(s, origin).url };
+    } catch (e) {
+      throw new PresetError('model', e instanceof Error ? e.message : String(e));
+    }
+  }
   let u: URL;
   try {
     u = new URL(s);
@@ -90,8 +99,11 @@ function parseModel(s: string): ModelRef {
   return { kind: 'url', url: u.href };
 }
 
-/** Parses `location.search` (or any query string); returns null when it holds no preset. */
-export function decodePreset(search: string): Preset | null {
+/**
+ * Parses `location.search` (or any query string); returns null when it holds no preset. With the
+ * page's `origin`, a model URL must be https or on that origin (see model-url.ts).
+ */
+export function decodePreset(search: string, origin?: string): Preset | null {
   if (search.length > MAX_QUERY_LENGTH) throw new PresetError('(link)', `longer than ${MAX_QUERY_LENGTH} characters`);
   const params = new URLSearchParams(search);
   if ([...params.keys()].length === 0) return null;
@@ -125,7 +137,7 @@ export function decodePreset(search: string): Preset | null {
   if (q.off !== undefined) router.disabled = [...new Set(parseList('off', q.off, expertId))].sort((a, b) => a - b);
   if (q.cap !== undefined) router.capacityFactor = q.cap;
   if (q.scale !== undefined) router.routedScale = q.scale;
-  return { model: q.model !== undefined ? parseModel(q.model) : null, router };
+  return { model: q.model !== undefined ? parseModel(q.model, origin) : null, router };
 }
 
 /** The query string for `router` (only knobs that differ from `defaults`) and the model. */

@@ -13,6 +13,8 @@ export interface RouterState {
   pending: Preset | null;
   error: string | null;
   presetError: string | null;
+  /** A link's model on another origin, waiting for the user to agree before anything is fetched. */
+  confirm: { url: string; preset: Preset } | null;
 }
 
-export const useRouterStore = create<RouterState>()(() => ({ router: null, defaults: null, pending: null, error: null, presetError: null }));
+export const useRouterStore = create<RouterState>()(() => ({ router: null, defaults: null, pending: null, error: null, presetError: null, confirm: null }));

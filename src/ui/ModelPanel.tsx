@@ -1,4 +1,5 @@
 import { useState, type DragEvent } from 'react';
+import { checkModelUrl } from '../preset/model-url';
 import { useModelStore } from '../state/modelStore';
 import type { EngineActions } from './useEngine';
 
@@ -120,7 +121,13 @@ export function ModelPanel({ engine }: { engine: EngineActions }) {
         className="load-row"
         onSubmit={(e) => {
           e.preventDefault();
-          if (url.trim()) engine.load({ kind: 'url', url: url.trim() });
+          if (!url.trim()) return;
+          // Refused here with the reason, before the page's Content-Security-Policy would block the fetch.
+          try {
+            engine.load({ kind: 'url', url: checkModelUrl(url, location.origin).url });
+          } catch (err) {
+            useModelStore.setState((s) => ({ error: err instanceof Error ? err.message : String(err), status: s.model ? 'ready' : 'error' }));
+          }
         }}
       >
         <input type="url" placeholder="https://…/model-folder/ (config.json, model.safetensors, tokenizer.json) or …/model.gguf" value={url} onChange={(e) => setUrl(e.target.value)} aria-label="Model URL" />

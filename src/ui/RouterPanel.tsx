@@ -7,14 +7,26 @@ import type { EngineActions } from './useEngine';
 
 /** Live router knobs (applied from the next token), ablation list, and the shareable link. */
 export function RouterPanel({ engine }: { engine: EngineActions }) {
-  const { router, defaults, error, presetError } = useRouterStore();
+  const { router, defaults, error, presetError, confirm } = useRouterStore();
   const source = useModelStore((s) => s.source);
   const numExperts = useModelStore((s) => s.model?.numExperts ?? 0);
   const [link, setLink] = useState<string | null>(null);
+  const ask = confirm && (
+    <div className="problem" role="alert" data-testid="confirm-model">
+      <p>
+        This link asks to load a model from another site: <code>{confirm.url}</code>. Its files will be downloaded from there (without your cookies). Load it?
+      </p>
+      <div className="buttons">
+        <button onClick={() => engine.confirmLinkModel(true)}>Load it</button>
+        <button onClick={() => engine.confirmLinkModel(false)}>No, keep this model</button>
+      </div>
+    </div>
+  );
   if (!router || !defaults) {
     return (
       <section className="card" aria-labelledby="router-title">
         <h2 id="router-title">Router</h2>
+        {ask}
         {presetError && <RouterError testId="preset-error" text={presetError} />}
         <p className="muted">Load a model to tune its router.</p>
       </section>
@@ -36,6 +48,7 @@ export function RouterPanel({ engine }: { engine: EngineActions }) {
         Router
         <span className="muted small">{changed ? 'tuned — applies from the next token' : "the checkpoint's own routing"}</span>
       </h2>
+      {ask}
       {presetError && <RouterError testId="preset-error" text={presetError} />}
       {error && <RouterError testId="router-error" text={error} />}
       <div className="fields">

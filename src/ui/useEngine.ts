@@ -13,6 +13,8 @@ import type { ChatMessage, ModelSource, ModelSummary, WorkerEvent } from '../wor
 
 export interface EngineActions {
   load(source: ModelSource): void;
+  /** Answers the question about a link's model from another origin: load it (with the link's knobs) or not. */
+  confirmLinkModel(load: boolean): void;
   cancelLoad(): void;
   /** Changes router knobs (merged over the current ones); applied from the next token. */
   setRouter(patch: Partial<RouterConfig>): void;
@@ -205,13 +207,22 @@ function sourceOf(ref: ModelRef): ModelSource {
   return ref.kind === 'demo' ? { kind: 'demo' } : { kind: 'url', url: ref.url };
 }
 
-/** A preset in the page's URL waits for the model; a bad one is reported and ignored. */
+/**
+ * A preset in the page's URL waits for the model; a bad one is reported and ignored. A model on
+ * another origin is not fetched until the user agrees (RouterPanel asks); its knobs wait with it.
+ */
 function readPresetFromUrl(): void {
   try {
-    const preset = decodePreset(globalThis.location?.search ?? '');
+    const origin = globalThis.location?.origin;
+    const preset = decodePreset(globalThis.location?.search ?? '', origin);
     if (!preset) return;
+    const m = preset.model;
+    if (m?.kind === 'url' && origin && new URL(m.url).origin !== origin) {
+      useRouterStore.setState({ confirm: { url: m.url, preset }, presetError: null });
+      return;
+    }
     useRouterStore.setState({ pending: preset, presetError: null });
-    if (preset.model) useModelStore.setState({ source: sourceOf(preset.model) });
+    if (m) useModelStore.setState({ source: sourceOf(m) });
   } catch (e) {
     useRouterStore.setState({ presetError: `${e instanceof Error ? e.message : String(e)}. The page opened with the model's own router settings.` });
   }
@@ -253,6 +264,15 @@ export function useEngine(): EngineActions {
       },
       cancelLoad() {
         client?.send({ type: 'cancel-load' });
+      },
+      confirmLinkModel(load) {
+        const c = useRouterStore.getState().confirm;
+        useRouterStore.setState({ confirm: null });
+        if (!c || !load) return;
+        const source: ModelSource = { kind: 'url', url: c.url };
+        useRouterStore.setState({ pending: c.preset });
+        useModelStore.setState({ source, status: 'loading', error: null, progress: null });
+        client?.send({ type: 'load', source, weights: useModelStore.getState().weights });
       },
       setRouter(patch) {
         const { router } = useRouterStore.getState();

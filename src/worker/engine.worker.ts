@@ -15,6 +15,7 @@ import { runSelfTest } from '../engine/selftest';
 import { cachedDownload, opfsQuantCache } from './opfs-cache';
 import { chat, type SessionEvent } from '../engine/session';
 import { serial } from './serial';
+import { checkModelUrl } from '../preset/model-url';
 import type { ModelSource, ModelSummary, RoutingPayload, WeightChoice, WorkerEvent, WorkerRequest } from './protocol';
 
 const scope = self as unknown as DedicatedWorkerGlobalScope;
@@ -156,6 +157,8 @@ async function sourcesFor(source: ModelSource, signal: AbortSignal): Promise<Sou
     const gguf = files.find((f) => /\.gguf$/i.test(f.name));
     return { name: gguf?.name || dir || files.find((f) => f.name.endsWith('.safetensors'))?.name || 'local files', files: files.map((f) => blobSource(f.name, f)), key, cachedFiles: 0 };
   }
+  // The page checked it already; a request from elsewhere gets the same rule (https or this origin).
+  if (source.kind === 'url') source = { kind: 'url', url: checkModelUrl(source.url, scope.location.origin).url };
   if (source.kind === 'url' && /\.gguf$/i.test(new URL(source.url, scope.location.href).pathname)) {
     const n = decodeURIComponent(new URL(source.url, scope.location.href).pathname.split('/').pop()!);
     const got = await cachedDownload(source.url, () => fetchBytes(source.url, progress(n), signal), signal);

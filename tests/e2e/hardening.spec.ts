@@ -183,3 +183,92 @@ test('a conversation longer than the context slides: the oldest turns are left o
   await ask(page, 'harbor '.repeat(1500));
   await expect(page.getByRole('alert').filter({ hasText: 'Engine errors' })).toContainText(/The last message is too long for this model: with it the prompt is \d+ tokens/);
 });
+
+test('the page runs under a strict Content-Security-Policy: no inline script, no eval, no other plain-http host', async ({ page }) => {
+  const violations: string[] = [];
+  page.on('console', (m) => /Content Security Policy/i.test(m.text()) && violations.push(m.text()));
+  const res = await page.goto('/');
+  // The header covers the page and the worker; the meta tag holds on hosts that send no headers.
+  const header = res!.headers()['content-security-policy'] ?? '';
+  expect(header).toContain("script-src 'self'");
+  expect(header).toContain("connect-src 'self' https:");
+  expect(header).toContain("frame-ancestors 'none'");
+  await expect(page.locator('meta[http-equiv="Content-Security-Policy"]')).toHaveAttribute('content', /script-src 'self'; style-src 'self'/);
+  await expect(page.getByTestId('model-name')).toContainText('demo', { timeout: 120_000 });
+  await ask(page, 'What is 12 + 30?');
+  await expect(page.getByTestId('msg-assistant').last()).toContainText('12 + 30 =');
+  // Running the whole app (worker, model download, GPU, charts) needs nothing the policy forbids.
+  expect(violations).toEqual([]);
+  // Code run through the DevTools protocol (page.evaluate) is exempt from CSP, so the probes run
+  // as the page's own code: a same-origin script file, which script-src 'self' lets in.
+  await page.route('**/csp-probe.js', (route) =>
+    route.fulfill({
+      contentType: 'text/javascript',
+      body: `
+        const out = {};
+        try { out.eval = String((0, eval)('1 + 1')); } catch (e) { out.eval = e.name; }
+        try { out.function = String(new Function('return 2')()); } catch (e) { out.function = e.name; }
+        const s = document.createElement('script');
+        s.textContent = 'document.title = "inline ran"';
+        document.head.append(s);
+        // 127.0.0.1 is another origin than localhost, over plain http.
+        fetch('http://127.0.0.1:4173/favicon.svg').then(() => 'ran', (e) => e.name).then((f) => {
+          out.fetch = f;
+          out.title = document.title;
+          document.body.dataset.probe = JSON.stringify(out);
+        });`,
+    }),
+  );
+  await page.evaluate(() => {
+    const s = document.createElement('script');
+    s.src = '/csp-probe.js';
+    document.head.append(s);
+  });
+  await expect(page.locator('body')).toHaveAttribute('data-probe', /fetch/);
+  const tried = JSON.parse((await page.locator('body').getAttribute('data-probe'))!) as Record<string, string>;
+  expect(tried).toEqual({ eval: 'EvalError', function: 'EvalError', title: 'MoE Playground', fetch: 'TypeError' });
+  expect(violations.length).toBeGreaterThanOrEqual(3);
+});
+
+test('model URLs: plain http to another host is refused with the reason; a link to another origin asks first', async ({ page }) => {
+  const requests: string[] = [];
+  page.on('request', (r) => requests.push(r.url()));
+  await openWithDemo(page);
+  await page.getByLabel('Model URL').fill('http://127.0.0.1:4173/models/demo/');
+  await page.getByRole('button', { name: 'Load URL' }).click();
+  await expect(page.getByTestId('model-error')).toContainText("Plain http:// is only allowed for this page's own server (http://localhost:4173); use https:// for 127.0.0.1:4173");
+  await expect(page.getByTestId('model-summary')).toContainText('(f32)');
+
+  // A shared link naming a model elsewhere: nothing is fetched from there until the user agrees.
+  await page.goto('/?v=1&model=https://models.example.invalid/m/&k=3');
+  await expect(page.getByTestId('confirm-model')).toContainText('https://models.example.invalid/m/');
+  await expect(page.getByTestId('model-name')).toContainText('demo', { timeout: 120_000 });
+  await page.screenshot({ path: 'test-results/link-confirm.png', fullPage: true });
+  const elsewhere = () => requests.filter((u) => new URL(u).hostname === 'models.example.invalid');
+  expect(elsewhere()).toEqual([]);
+  await page.getByRole('button', { name: 'No, keep this model' }).click();
+  await expect(page.getByTestId('confirm-model')).toHaveCount(0);
+  await expect(page.getByTestId('knob-topk')).toHaveValue('2');
+  expect(elsewhere()).toEqual([]);
+  // Agreeing loads it (here it does not exist: the error names it, and the demo stays).
+  await page.goto('/?v=1&model=https://models.example.invalid/m/&k=3');
+  await page.getByRole('button', { name: 'Load it' }).click();
+  await expect(page.getByTestId('model-error')).toContainText('https://models.example.invalid/m/config.json', { timeout: 120_000 });
+  expect(elsewhere().length).toBeGreaterThan(0);
+});
+
+test('model-provided strings render as text: a reply holding markup, a file name of markup in an error', async ({ page }) => {
+  const HOSTILE = '<img src=x onerror="document.title=\'pwned\'"><b>bold</b>';
+  await openWithDemo(page);
+  // A conversation whose reply holds markup, as a model could produce it.
+  await writeStore(page, 'chat', { version: 1, savedAt: 0, messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: HOSTILE }] });
+  await page.reload();
+  await expect(page.getByTestId('model-name')).toContainText('demo', { timeout: 120_000 });
+  await expect(page.getByTestId('msg-assistant')).toContainText(HOSTILE);
+  // A checkpoint file whose name is markup: refused, and the name shown as text.
+  await page.locator('input[type=file][accept*=".gguf"]').setInputFiles({ name: `${HOSTILE}.gguf`, mimeType: 'application/octet-stream', buffer: Buffer.from('not a gguf file at all') });
+  await expect(page.getByTestId('model-error')).toContainText(`${HOSTILE}.gguf`);
+  expect(await page.locator('main img, main b').count()).toBe(0);
+  expect(await page.title()).toBe('MoE Playground');
+  await page.screenshot({ path: 'test-results/markup-as-text.png', fullPage: true });
+});
