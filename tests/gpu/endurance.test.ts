@@ -4,6 +4,7 @@
  * generation, after a cancelled upload and after an upload that ran out of GPU memory.
  */
 import { describe, expect, it } from 'vitest';
+import { createKernels } from '../../src/engine/gpu/kernels';
 import { catchOom, GpuOutOfMemoryError } from '../../src/engine/gpu/oom';
 import { trackBuffers } from '../../src/engine/gpu/tracker';
 import { MoeModel } from '../../src/engine/model/model';
@@ -61,6 +62,41 @@ describe('no GPU memory growth', () => {
     model.destroy();
     // What stays is the kernels' shared uniform blocks, not the model's buffers.
     expect(stats.live).toBeLessThan(held);
+  });
+
+  it('router knobs changed before every generation (new uniform blocks each time) keep the count bounded', { timeout: 300_000 }, async () => {
+    const dev = (await gpuKernels()).device;
+    const stats = trackBuffers(dev);
+    // A small cache limit, so retiring runs many times in 300 generations.
+    const limit = 128;
+    const k = createKernels(dev, (await gpuKernels()).profile, limit);
+    const { slots, reader } = slotsOf(base, randomWeights(base));
+    const weights = await uploadWeights(dev, base, slots, reader);
+    const model = new MoeModel(k, base, weights, { contextLength: 64 });
+    const held = stats.live;
+    const greedy = { temperature: 0, topK: 0, topP: 1, repetitionPenalty: 1, seed: 0 };
+    const tokensOf = async (m: MoeModel) => {
+      const ids: number[] = [];
+      for await (const ev of chat(m, null, [5, 9, 13], { sampling: greedy, maxNewTokens: 4 })) if (ev.type === 'token') ids.push(ev.id);
+      return ids;
+    };
+    let most = 0;
+    for (let i = 0; i < 300; i++) {
+      model.setRouter({ ...model.router, noiseStd: 0.5, seed: i });
+      await tokensOf(model);
+      most = Math.max(most, stats.live);
+    }
+    console.log(`300 generations, router noise seed changed before each: live buffers ${held} → at most ${most} (uniform cache limit ${limit}), created ${stats.created}`);
+    // Model scratch (~60 buffers) plus at most the cache and one retired half.
+    expect(most - held).toBeLessThan(100 + limit + limit / 2);
+    // Blocks made again after retiring still hold the right values: same tokens as a fresh model.
+    model.setRouter({ ...model.router, noiseStd: 0.5, seed: 7 });
+    const fresh = new MoeModel(createKernels(dev, k.profile), base, weights, { contextLength: 64 });
+    fresh.setRouter(model.router);
+    expect(await tokensOf(model)).toEqual(await tokensOf(fresh));
+    fresh.destroy();
+    model.destroy();
+    destroyWeights(weights);
   });
 
   it('a generation stopped after its first token leaves the same buffers as a finished one', async () => {

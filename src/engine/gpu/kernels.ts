@@ -20,8 +20,29 @@ export interface Kernels {
   uniform(words: readonly UniformWord[]): GPUBuffer;
 }
 
-export function createKernels(device: GPUDevice, profile: Kernels['profile'] = 'gpu'): Kernels {
+/**
+ * Most uniform blocks a Kernels keeps. Their keys include positions and router knobs (noise seed,
+ * temperature…), so live router tuning makes new ones without end: past the limit the least
+ * recently used half is retired, and destroyed at the next retirement. By then `limit / 2` more
+ * blocks have been made, far more than one forward pass records (layers × ops per layer, about
+ * 1,400 for a 94-layer model), so the encoder that last used a retired block has been submitted,
+ * and destroy() after submit lets that work finish first.
+ */
+export const UNIFORM_CACHE_LIMIT = 8192;
+
+export function createKernels(device: GPUDevice, profile: Kernels['profile'] = 'gpu', uniformLimit = UNIFORM_CACHE_LIMIT): Kernels {
+  // A Map iterates in insertion order: re-inserting on every hit keeps it least recently used first.
   const uniforms = new Map<string, GPUBuffer>();
+  let retired: GPUBuffer[] = [];
+  const retire = () => {
+    for (const b of retired) b.destroy();
+    retired = [];
+    for (const [key, b] of uniforms) {
+      if (uniforms.size <= uniformLimit / 2) break;
+      uniforms.delete(key);
+      retired.push(b);
+    }
+  };
   return {
     device,
     profile,
@@ -29,7 +50,13 @@ export function createKernels(device: GPUDevice, profile: Kernels['profile'] = '
     uniform(words) {
       const key = words.map((w) => ('u32' in w ? `u${w.u32}` : 'i32' in w ? `i${w.i32}` : `f${w.f32}`)).join(',');
       let buf = uniforms.get(key);
-      if (!buf) uniforms.set(key, (buf = createUniform(device, words)));
+      if (buf) {
+        uniforms.delete(key);
+      } else {
+        buf = createUniform(device, words);
+        if (uniforms.size + 1 > uniformLimit) retire();
+      }
+      uniforms.set(key, buf);
       return buf;
     },
   };
