@@ -94,9 +94,7 @@ export function synthWeights(k: Kernels, spec: ModelSpec, format: WeightFormat, 
   const layers: LayerWeights[] = s.layers.map((ls, l) => {
     const w: LayerWeights = {
       attnNorm: m.vec(H, `L${l}.attn_norm`, 0.05, 1),
-      q: m.mat(qDim, H, `L${l}.q`),
-      k: m.mat(kvDim, H, `L${l}.k`),
-      v: m.mat(kvDim, H, `L${l}.v`),
+      qkv: m.mat(qDim + 2 * kvDim, H, `L${l}.qkv`),
       o: m.mat(H, qDim, `L${l}.o`),
       mlpNorm: m.vec(H, `L${l}.mlp_norm`, 0.05, 1),
     };

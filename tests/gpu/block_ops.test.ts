@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { attentionPlan, attentionScratchBytes, encodeAttention } from '../../src/engine/ops/attention';
 import { encodeAddScaled, encodeSwiGlu } from '../../src/engine/ops/elementwise';
 import { encodeEmbedding } from '../../src/engine/ops/embedding';
-import { encodeRope, encodeRopeToCache, ropeTable, uploadRopeTable } from '../../src/engine/ops/rope';
-import { attentionRef, embeddingRef, ropeRef, swigluRef } from '../../src/engine/ref/ops';
+import { encodeQkvRope, ropeTable, uploadRopeTable } from '../../src/engine/ops/rope';
+import { attentionRef, embeddingRef, rmsnormRef, ropeRef, swigluRef } from '../../src/engine/ref/ops';
 import { maxAbsDiff, randomF32, rng } from '../../src/engine/ref/random';
 import { gpuKernels } from './device';
 import { empty, f32, submit, up } from './run';
@@ -21,31 +21,29 @@ describe('embedding lookup', () => {
 });
 
 describe('rope (rotate_half) vs reference', () => {
-  for (const [T, H, D, start, theta] of [[1, 1, 2, 0, 10000], [5, 3, 8, 0, 10000], [3, 4, 64, 17, 1e6], [1, 2, 32, 99, 500]] as const) {
-    it(`T=${T} heads=${H} D=${D} start=${start} θ=${theta}`, async () => {
+  for (const [T, H, KVH, D, start, norm] of [[1, 4, 2, 8, 0, 'none'], [3, 4, 2, 16, 5, 'head'], [2, 6, 2, 32, 40, 'full'], [1, 32, 4, 128, 100, 'head']] as const) {
+    it(`fused q/k norm + RoPE + cache write from qkv: T=${T} H=${H} KVH=${KVH} D=${D} start=${start} norm=${norm}`, async () => {
       const k = await gpuKernels();
-      const table = ropeTable(128, D, theta, { type: 'default' });
-      const x = randomF32(T * H * D, T + D);
-      const buf = up(k, x);
-      submit(k, (enc) => encodeRope(k, enc, { x: buf, table: uploadRopeTable(k.device, table), tokens: T, heads: H, headDim: D, start }));
-      expect(maxAbsDiff(await f32(k, buf, x.length), ropeRef(x, table.cos, table.sin, T, H, D, start))).toBeLessThan(1e-6);
-    });
-  }
-  for (const [T, H, KVH, D, start] of [[1, 4, 2, 8, 0], [3, 4, 4, 16, 9], [2, 6, 2, 64, 100]] as const) {
-    it(`q in place, k and v into the cache: T=${T} H=${H} KVH=${KVH} D=${D} start=${start}`, async () => {
-      const k = await gpuKernels();
-      const P = 128;
+      const P = 128, W = (H + 2 * KVH) * D, eps = 1e-6;
       const table = ropeTable(P, D, 10000, { type: 'default' });
-      const q = randomF32(T * H * D, T + D), kk = randomF32(T * KVH * D, T + D + 1), v = randomF32(T * KVH * D, T + D + 2);
+      const qkv = randomF32(T * W, T + D, 3);
+      const qw = randomF32(norm === 'full' ? H * D : D, 11), kw = randomF32(norm === 'full' ? KVH * D : D, 12);
       const kc0 = randomF32(P * KVH * D, 5), vc0 = randomF32(P * KVH * D, 6);
-      const [bq, bkc, bvc] = [up(k, q), up(k, kc0), up(k, vc0)];
-      submit(k, (enc) => encodeRopeToCache(k, enc, { q: bq, k: up(k, kk), v: up(k, v), kCache: bkc, vCache: bvc, table: uploadRopeTable(k.device, table), tokens: T, heads: H, kvHeads: KVH, headDim: D, start }));
-      expect(maxAbsDiff(await f32(k, bq, q.length), ropeRef(q, table.cos, table.sin, T, H, D, start))).toBeLessThan(1e-6);
-      const row0 = start * KVH * D;
+      const [bkc, bvc, qOut] = [up(k, kc0), up(k, vc0), empty(k, T * H * D)];
+      submit(k, (enc) => encodeQkvRope(k, enc, {
+        qkv: up(k, qkv), qOut, kCache: bkc, vCache: bvc, table: uploadRopeTable(k.device, table), norm, qNorm: up(k, qw), kNorm: up(k, kw), eps,
+        tokens: T, heads: H, kvHeads: KVH, headDim: D, start,
+      }));
+      const part = (off: number, n: number) => Float32Array.from({ length: T * n }, (_, i) => qkv[Math.floor(i / n) * W + off + (i % n)]!);
+      let q: Float32Array = part(0, H * D), kk: Float32Array = part(H * D, KVH * D);
+      const v = part((H + KVH) * D, KVH * D);
+      if (norm === 'head') [q, kk] = [rmsnormRef(q, qw, T * H, D, eps), rmsnormRef(kk, kw, T * KVH, D, eps)];
+      if (norm === 'full') [q, kk] = [rmsnormRef(q, qw, T, H * D, eps), rmsnormRef(kk, kw, T, KVH * D, eps)];
+      expect(maxAbsDiff(await f32(k, qOut, T * H * D), ropeRef(q, table.cos, table.sin, T, H, D, start))).toBeLessThan(1e-5);
       const kWant = kc0.slice(), vWant = vc0.slice();
-      kWant.set(ropeRef(kk, table.cos, table.sin, T, KVH, D, start), row0);
-      vWant.set(v, row0);
-      expect(maxAbsDiff(await f32(k, bkc, kc0.length), kWant)).toBeLessThan(1e-6);
+      kWant.set(ropeRef(kk, table.cos, table.sin, T, KVH, D, start), start * KVH * D);
+      vWant.set(v, start * KVH * D);
+      expect(maxAbsDiff(await f32(k, bkc, kc0.length), kWant)).toBeLessThan(1e-5);
       expect(maxAbsDiff(await f32(k, bvc, vc0.length), vWant)).toBe(0);
     });
   }

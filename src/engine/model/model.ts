@@ -12,7 +12,7 @@ import { encodeAddScaled, encodeSwiGlu } from '../ops/elementwise';
 import { encodeEmbedding } from '../ops/embedding';
 import { encodeMatmul } from '../ops/matmul';
 import { encodeAddRmsNorm, encodeRmsNorm } from '../ops/rmsnorm';
-import { encodeRopeToCache, ropeTable, uploadRopeTable, type GpuRopeTable } from '../ops/rope';
+import { encodeQkvRope, ropeTable, uploadRopeTable, type GpuRopeTable } from '../ops/rope';
 import { createSamplerBuffers, encodeSample, type SamplerBuffers, type SamplingParams, validateSampling } from './sampling';
 import type { GpuWeight } from '../quant/weight';
 import type { ModelSpec } from './spec';
@@ -69,11 +69,8 @@ interface Scratch {
   ids: GPUBuffer;
   h: GPUBuffer;
   x: GPUBuffer;
+  qkv: GPUBuffer;
   q: GPUBuffer;
-  k: GPUBuffer;
-  qNormed: GPUBuffer;
-  kNormed: GPUBuffer;
-  v: GPUBuffer;
   attn: GPUBuffer;
   attnSplits: GPUBuffer;
   proj: GPUBuffer;
@@ -276,11 +273,8 @@ export class MoeModel {
       ids: buf(T, 'ids'),
       h: buf(T * H, 'hidden'),
       x: buf(T * H, 'normed'),
+      qkv: buf(T * (s.numHeads + 2 * s.numKvHeads) * D, 'qkv'),
       q: buf(T * s.numHeads * D, 'q'),
-      k: buf(T * s.numKvHeads * D, 'k'),
-      qNormed: buf(T * s.numHeads * D, 'q-normed'),
-      kNormed: buf(T * s.numKvHeads * D, 'k-normed'),
-      v: buf(T * s.numKvHeads * D, 'v'),
       attn: buf(T * s.numHeads * D, 'attn'),
       attnSplits: createStorage(dev, attentionScratchBytesUpTo(T, s.numHeads, D, this.contextLength), 'attn-splits'),
       proj: buf(T * H, 'proj'),
@@ -408,21 +402,13 @@ export class MoeModel {
     const k = this.kernels;
     const sc = this.scratch!;
     const H = s.hiddenSize, D = s.headDim, nH = s.numHeads, nKV = s.numKvHeads;
-    encodeMatmul(k, enc, { x: sc.x, w: w.q, bias: w.qBias, y: sc.q, M: T, N: nH * D, K: H });
-    encodeMatmul(k, enc, { x: sc.x, w: w.k, bias: w.kBias, y: sc.k, M: T, N: nKV * D, K: H });
-    encodeMatmul(k, enc, { x: sc.x, w: w.v, bias: w.vBias, y: sc.v, M: T, N: nKV * D, K: H });
-    let q = sc.q;
-    let kk = sc.k;
-    if (s.qkNorm !== 'none') {
-      // WebGPU forbids binding one buffer as both input and output: normed q and k get their own.
-      const perHead = s.qkNorm === 'head';
-      encodeRmsNorm(k, enc, { x: sc.q, weight: w.qNorm!, y: sc.qNormed, rows: perHead ? T * nH : T, dim: perHead ? D : nH * D, eps: s.rmsNormEps });
-      encodeRmsNorm(k, enc, { x: sc.k, weight: w.kNorm!, y: sc.kNormed, rows: perHead ? T * nKV : T, dim: perHead ? D : nKV * D, eps: s.rmsNormEps });
-      [q, kk] = [sc.qNormed, sc.kNormed];
-    }
-    encodeRopeToCache(k, enc, { q, k: kk, v: sc.v, kCache: this.kCache[l]!, vCache: this.vCache[l]!, table: this.rope, tokens: T, heads: nH, kvHeads: nKV, headDim: D, start });
+    encodeMatmul(k, enc, { x: sc.x, w: w.qkv, bias: w.qkvBias, y: sc.qkv, M: T, N: (nH + 2 * nKV) * D, K: H });
+    encodeQkvRope(k, enc, {
+      qkv: sc.qkv, qOut: sc.q, kCache: this.kCache[l]!, vCache: this.vCache[l]!, table: this.rope,
+      norm: s.qkNorm, qNorm: w.qNorm, kNorm: w.kNorm, eps: s.rmsNormEps, tokens: T, heads: nH, kvHeads: nKV, headDim: D, start,
+    });
     encodeAttention(k, enc, {
-      q, kCache: this.kCache[l]!, vCache: this.vCache[l]!, out: sc.attn, scratch: sc.attnSplits,
+      q: sc.q, kCache: this.kCache[l]!, vCache: this.vCache[l]!, out: sc.attn, scratch: sc.attnSplits,
       tokens: T, heads: nH, kvHeads: nKV, headDim: D, start, scale: s.attentionScale ?? 1 / Math.sqrt(D),
     });
     encodeMatmul(k, enc, { x: sc.attn, w: w.o, bias: w.oBias, y: sc.proj, M: T, N: H, K: nH * D });

@@ -6,18 +6,15 @@
 import { uploadStorage } from '../gpu/buffers';
 import { catchOom } from '../gpu/oom';
 import { canQuantize, quantize, type QuantizedMatrix, type WeightFormat } from '../quant/pack';
-import { destroyWeight, type GpuWeight, uploadQuantized, uploadWeight } from '../quant/weight';
+import { concatBuffers, concatRows, destroyWeight, type GpuWeight, uploadQuantized, uploadWeight } from '../quant/weight';
 import { layerSlot, type LayerSlot, type ModelSpec, type SlotName, type TensorReader, type WeightSlot } from './spec';
 
 export interface LayerWeights {
   attnNorm: GPUBuffer;
-  q: GpuWeight;
-  k: GpuWeight;
-  v: GpuWeight;
+  /** q, k and v projections stacked row-wise: [(heads + 2·kvHeads)·headDim, hidden]. */
+  qkv: GpuWeight;
   o: GpuWeight;
-  qBias?: GPUBuffer;
-  kBias?: GPUBuffer;
-  vBias?: GPUBuffer;
+  qkvBias?: GPUBuffer;
   oBias?: GPUBuffer;
   qNorm?: GPUBuffer;
   kNorm?: GPUBuffer;
@@ -62,7 +59,8 @@ export interface ModelWeights {
   bytes: number;
 }
 
-const FIELD: Record<LayerSlot, keyof LayerWeights> = {
+/** Where each slot lands before q/k/v (and their biases) are stacked into `qkv`. */
+const FIELD: Record<LayerSlot, keyof LayerWeights | 'q' | 'k' | 'v' | 'qBias' | 'kBias' | 'vBias'> = {
   attn_norm: 'attnNorm', q: 'q', q_bias: 'qBias', k: 'k', k_bias: 'kBias', v: 'v', v_bias: 'vBias', o: 'o', o_bias: 'oBias',
   q_norm: 'qNorm', k_norm: 'kNorm', mlp_norm: 'mlpNorm', router: 'router',
   'experts.gate_up': 'expertsGateUp', 'experts.down': 'expertsDown',
@@ -176,6 +174,15 @@ export async function uploadWeights(device: GPUDevice, spec: ModelSpec, slots: W
     for (const [f, slot] of [['attnNorm', 'attn_norm'], ['q', 'q'], ['k', 'k'], ['v', 'v'], ['o', 'o'], ['mlpNorm', 'mlp_norm']] as const) {
       if (!lw[f]) need(layerSlot(l, slot));
     }
+    // One projection instead of three (the parts are freed).
+    const [q, kk, v] = [lw.q, lw.k, lw.v] as GpuWeight[];
+    lw.qkv = concatRows(device, [q!, kk!, v!], `L${l}.qkv`);
+    const biases = [lw.qBias, lw.kBias, lw.vBias] as Array<GPUBuffer | undefined>;
+    if (biases.some(Boolean)) {
+      if (!biases.every(Boolean)) throw new Error(`Layer ${l} has biases on only some of q, k and v`);
+      lw.qkvBias = concatBuffers(device, biases as GPUBuffer[], `L${l}.qkv-bias`);
+    }
+    for (const f of ['q', 'k', 'v', 'qBias', 'kBias', 'vBias']) delete lw[f];
     layers.push(lw as unknown as LayerWeights);
   }
   const embed = need('embed');

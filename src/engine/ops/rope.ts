@@ -40,34 +40,29 @@ export function uploadRopeTable(device: GPUDevice, t: RopeTable): GpuRopeTable {
   return { cos: uploadStorage(device, t.cos, 'rope-cos'), sin: uploadStorage(device, t.sin, 'rope-sin'), positions: t.positions };
 }
 
-/** Rotates x[T, heads, headDim] in place for tokens at positions start … start+T−1. */
-export function encodeRope(
-  k: Kernels,
-  enc: GPUCommandEncoder,
-  a: { x: GPUBuffer; table: GpuRopeTable; tokens: number; heads: number; headDim: number; start: number },
-): void {
-  if (a.start + a.tokens > a.table.positions) {
-    throw new Error(`Position ${a.start + a.tokens - 1} is past the model's ${a.table.positions} positions`);
-  }
-  const params = k.uniform([{ u32: a.tokens }, { u32: a.heads }, { u32: a.headDim }, { u32: a.start }]);
-  const threads = a.tokens * a.heads * (a.headDim / 2);
-  dispatch(k.device, k.pipelines.get('rope.wgsl'), [params, a.x, a.table.cos, a.table.sin], grid1d(Math.ceil(threads / 64)), enc);
-}
+export type QkNormMode = 'none' | 'head' | 'full';
 
 /**
- * Rotates q[T, heads, D] in place and writes rotated k and plain v [T, kvHeads, D] into the caches
- * at positions start … start+T−1, in one dispatch.
+ * From the fused projection qkv [T, (heads + 2·kvHeads)·headDim]: optional q/k RMSNorm, RoPE, q to
+ * `qOut` [T, heads, headDim], k and v into the caches at positions start … start+T−1. One dispatch.
  */
-export function encodeRopeToCache(
+export function encodeQkvRope(
   k: Kernels,
   enc: GPUCommandEncoder,
-  a: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; kCache: GPUBuffer; vCache: GPUBuffer; table: GpuRopeTable; tokens: number; heads: number; kvHeads: number; headDim: number; start: number },
+  a: {
+    qkv: GPUBuffer; qOut: GPUBuffer; kCache: GPUBuffer; vCache: GPUBuffer; table: GpuRopeTable;
+    norm: QkNormMode; qNorm?: GPUBuffer; kNorm?: GPUBuffer; eps: number;
+    tokens: number; heads: number; kvHeads: number; headDim: number; start: number;
+  },
 ): void {
   if (a.start + a.tokens > a.table.positions) {
     throw new Error(`Position ${a.start + a.tokens - 1} is past the model's ${a.table.positions} positions`);
   }
-  const params = k.uniform([{ u32: a.tokens }, { u32: a.heads }, { u32: a.kvHeads }, { u32: a.headDim }, { u32: a.start }, { u32: 0 }, { u32: 0 }, { u32: 0 }]);
-  const half = a.headDim / 2;
-  const threads = a.tokens * (a.heads * half + a.kvHeads * half + a.kvHeads * a.headDim);
-  dispatch(k.device, k.pipelines.get('rope_cache.wgsl'), [params, a.q, a.k, a.v, a.kCache, a.vCache, a.table.cos, a.table.sin], grid1d(Math.ceil(threads / 64)), enc);
+  if (a.heads + a.kvHeads > 512) throw new Error(`${a.heads} + ${a.kvHeads} heads: at most 512 are supported`);
+  if (a.norm !== 'none' && (!a.qNorm || !a.kNorm)) throw new Error('q/k norm weights are missing');
+  const mode = a.norm === 'none' ? 0 : a.norm === 'head' ? 1 : 2;
+  const params = k.uniform([{ u32: a.tokens }, { u32: a.heads }, { u32: a.kvHeads }, { u32: a.headDim }, { u32: a.start }, { u32: mode }, { f32: a.eps }, { u32: 0 }]);
+  // Without norms the weight bindings are unread; the RoPE tables stand in (read-only, so sharing is allowed).
+  const qn = a.qNorm ?? a.table.cos, kn = a.kNorm ?? a.table.sin;
+  dispatch(k.device, k.pipelines.get('qkv_rope.wgsl'), [params, a.qkv, qn, kn, a.qOut, a.kCache, a.vCache, a.table.cos, a.table.sin], grid1d(a.tokens), enc);
 }

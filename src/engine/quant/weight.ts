@@ -1,5 +1,5 @@
 /** A weight matrix on the GPU in any storage format, and how kernels bind it. */
-import { uploadStorage } from '../gpu/buffers';
+import { createStorage, uploadStorage } from '../gpu/buffers';
 import { canQuantize, quantize, type QuantizedMatrix, type WeightFormat } from './pack';
 
 export interface GpuWeight {
@@ -46,4 +46,31 @@ export function weightExtras(w: GpuWeight): GPUBuffer[] {
 export function destroyWeight(w: GpuWeight): void {
   w.buffer.destroy();
   w.scales?.destroy();
+}
+
+/** One buffer holding `parts` back to back (on the GPU, by copies); the parts are destroyed. */
+export function concatBuffers(device: GPUDevice, parts: GPUBuffer[], label: string): GPUBuffer {
+  const out = createStorage(device, parts.reduce((n, b) => n + b.size, 0), label);
+  const enc = device.createCommandEncoder();
+  let off = 0;
+  for (const b of parts) {
+    enc.copyBufferToBuffer(b, 0, out, off, b.size);
+    off += b.size;
+  }
+  device.queue.submit([enc.finish()]);
+  for (const b of parts) b.destroy(); // freed once the copies ran
+  return out;
+}
+
+/**
+ * Stacks matrices that share K, format and group row-wise into one ([q; k; v] → a single
+ * projection, one dispatch instead of three). Rows never share a group or a packed word (K is a
+ * multiple of the group and of 8), so the packed data and the scales simply concatenate.
+ */
+export function concatRows(device: GPUDevice, parts: GpuWeight[], label: string): GpuWeight {
+  const f = parts[0]!;
+  if (parts.some((w) => w.format !== f.format || w.group !== f.group)) throw new Error(`${label}: cannot stack matrices stored in different formats`);
+  const scales = f.scales ? concatBuffers(device, parts.map((w) => w.scales!), `${label}-scales`) : null;
+  const buffer = concatBuffers(device, parts.map((w) => w.buffer), label);
+  return { format: f.format, buffer, scales, group: f.group, bytes: buffer.size + (scales?.size ?? 0) };
 }
