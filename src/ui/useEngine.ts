@@ -56,7 +56,8 @@ function route(e: WorkerEvent, client: EngineClient): void {
       else useModelStore.setState({ status: 'error', error: 'The GPU device was lost; reload the page.' });
       return;
     case 'model-error':
-      // The model that was loaded before (if any) stays usable: the worker keeps it.
+      // The model that was loaded before (if any) stays usable unless the worker says it had to go.
+      if (e.unloaded) return useModelStore.setState({ status: 'error', model: null, error: e.message, progress: null });
       return useModelStore.setState((s) => ({ status: s.model ? 'ready' : 'error', error: e.message, progress: null }));
     case 'prompt':
       return useChatStore.setState({
@@ -96,7 +97,13 @@ function route(e: WorkerEvent, client: EngineClient): void {
         running: e.side === 'a',
       }));
     case 'error':
-      if (e.request === 'chat') useChatStore.setState({ generating: false });
+      if (e.request === 'chat') {
+        // A reply that failed before its first token leaves no empty bubble; a partial one stays.
+        useChatStore.setState((s) => {
+          const last = s.messages[s.messages.length - 1];
+          return { generating: false, messages: last?.role === 'assistant' && last.content === '' ? s.messages.slice(0, -1) : s.messages };
+        });
+      }
       if (e.request === 'compare') useCompareStore.setState({ running: false });
       return useEngineStore.getState().apply(e);
     default:
@@ -198,6 +205,7 @@ function installTestHooks(): void {
   (globalThis as { moeDebug?: unknown }).moeDebug = {
     loseDevice: () => client?.send({ type: 'debug-lose-device' }),
     setMemory: (bytes: number | null) => client?.send({ type: 'debug-memory', bytes }),
+    failAllocation: (after: number) => client?.send({ type: 'debug-oom', after }),
     refreshMemory: () => client?.send({ type: 'gpu-memory' }),
     memory: () => useEngineStore.getState().memory,
   };

@@ -123,8 +123,23 @@ async function recover(loss: GpuLossInfo): Promise<void> {
   try {
     await load(had.source, had.weights, had.router);
   } catch (e) {
-    post({ type: 'model-error', message: `The model could not be reloaded after the device loss: ${errorText(e)}` });
+    post({ type: 'model-error', message: `The model could not be reloaded after the device loss: ${errorText(e)}`, unloaded: loaded === null });
   }
+}
+
+/**
+ * Test only: the `after`-th 'out-of-memory' scope popped from now on reports a failure, as a real
+ * allocation failure would (no test browser can be made to run out of GPU memory on demand).
+ */
+function injectOom(device: GPUDevice, after: number): void {
+  const pop = device.popErrorScope.bind(device);
+  let n = 0;
+  device.popErrorScope = async () => {
+    const real = await pop();
+    if (++n < after) return real;
+    delete (device as Partial<GPUDevice>).popErrorScope;
+    return real ?? ({ message: 'injected by a test: allocation failed' } as GPUError);
+  };
 }
 
 /** What the device can hold: its buffer limits, and a memory size where the browser reports one. */
@@ -330,6 +345,7 @@ async function generating(cur: Loaded, gen: (device: GPUDevice) => Promise<void>
     if (isOutOfMemory(e)) {
       const kept = await rebuildModel(cur);
       postMemory();
+      if (!kept) post({ type: 'model-error', message: `${e.message}; the model was unloaded to free memory.`, unloaded: true });
       throw new Error(
         `${e.message}. The conversation is kept${kept ? "; the model's working buffers were freed" : ', but the model had to be unloaded: load it again'}. ` +
           'Try fewer new tokens, a shorter conversation or a smaller weight format.',
@@ -424,7 +440,11 @@ async function handle(req: WorkerRequest): Promise<void> {
         await load(req.source, req.weights);
       } catch (e) {
         const cancelled = e instanceof DOMException && e.name === 'AbortError';
-        post({ type: 'model-error', message: cancelled ? 'Loading was cancelled.' : isOutOfMemory(e) ? `${e.message}. Everything it had uploaded was freed; a smaller weight format (int8/int4) needs less.` : errorText(e) });
+        post({
+          type: 'model-error',
+          message: cancelled ? 'Loading was cancelled.' : isOutOfMemory(e) ? `${e.message}. Everything it had uploaded was freed; a smaller weight format (int8/int4) needs less.` : errorText(e),
+          unloaded: loaded === null,
+        });
         postMemory();
       }
       return;
@@ -458,6 +478,11 @@ async function handle(req: WorkerRequest): Promise<void> {
     case 'debug-memory':
       if (!debug) throw new Error('debug-memory is only honoured when the page was opened by a test');
       memoryOverride = req.bytes;
+      return;
+    case 'debug-oom':
+      if (!debug) throw new Error('debug-oom is only honoured when the page was opened by a test');
+      if (!gpu) throw new Error('No GPU device');
+      injectOom(gpu.ctx.device, req.after);
       return;
   }
 }

@@ -41,7 +41,9 @@ export type WorkerRequest =
   /** Test only (init with debug): destroys the device as a driver reset would, to exercise recovery. */
   | { type: 'debug-lose-device' }
   /** Test only (init with debug): pretends the device has this many bytes (null: what it reports). */
-  | { type: 'debug-memory'; bytes: number | null };
+  | { type: 'debug-memory'; bytes: number | null }
+  /** Test only (init with debug): the `after`-th out-of-memory scope from now reports a (fake) failure. */
+  | { type: 'debug-oom'; after: number };
 
 /** Routing of a run of consecutive tokens, per MoE layer (the engine's record, minus its position). */
 export type RoutingPayload = Omit<RoutingRecord, 'start'>;
@@ -86,7 +88,8 @@ export type WorkerEvent =
   | { type: 'load-progress'; stage: LoadStage; done: number; total: number; detail: string }
   /** `restored`: the same model reloaded after a device loss (the conversation goes on). */
   | { type: 'model-ready'; model: ModelSummary; loadMs: number; restored: boolean }
-  | { type: 'model-error'; message: string }
+  /** `unloaded`: no model is loaded any more (else the one loaded before stays usable). */
+  | { type: 'model-error'; message: string; unloaded: boolean }
   /** The knobs in force (after a load: the checkpoint's own, which are also the defaults). */
   | { type: 'router'; router: RouterConfig; defaults: RouterConfig }
   | { type: 'router-error'; message: string }

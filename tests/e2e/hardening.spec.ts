@@ -11,6 +11,7 @@ test.beforeEach(async ({ page }) => {
 interface Debug {
   loseDevice(): void;
   setMemory(bytes: number | null): void;
+  failAllocation(after: number): void;
   refreshMemory(): void;
 }
 const debug = (page: Page, call: (d: Debug) => void) => page.evaluate(`(${call.toString()})(globalThis.moeDebug)`);
@@ -271,4 +272,31 @@ test('model-provided strings render as text: a reply holding markup, a file name
   expect(await page.locator('main img, main b').count()).toBe(0);
   expect(await page.title()).toBe('MoE Playground');
   await page.screenshot({ path: 'test-results/markup-as-text.png', fullPage: true });
+});
+
+test('running out of GPU memory mid-reply frees the working buffers, keeps the chat, and the next reply works', async ({ page }) => {
+  await openWithDemo(page);
+  await ask(page, 'What is 12 + 30?');
+  await expect(page.getByTestId('msg-assistant').last()).toContainText('12 + 30 =');
+  const regenerate = async () => {
+    await page.getByRole('button', { name: 'Regenerate' }).click();
+    await expect(page.getByTestId('send')).toBeVisible({ timeout: 120_000 });
+  };
+  // The same prompt again: every buffer this conversation needs exists now.
+  await regenerate();
+  await debug(page, (d) => d.refreshMemory());
+  const before = await page.getByTestId('live-buffers').innerText();
+  // The third generation step's allocation "fails" (browsers cannot be run out of memory on demand).
+  await debug(page, (d) => d.failAllocation(3));
+  await regenerate();
+  const errors = page.getByRole('alert').filter({ hasText: 'Engine errors' });
+  await expect(errors).toContainText('The GPU ran out of memory while generating (injected by a test: allocation failed). The conversation is kept');
+  await expect(errors).toContainText("the model's working buffers were freed");
+  await expect(page.getByTestId('msg-user')).toHaveText(['You' + 'What is 12 + 30?']);
+  await page.screenshot({ path: 'test-results/oom-generation.png', fullPage: true });
+  await regenerate();
+  await expect(page.getByTestId('msg-assistant').last()).toContainText('12 + 30 =');
+  // Rebuilt, not leaked: the same buffers as before the failure.
+  await debug(page, (d) => d.refreshMemory());
+  await expect(page.getByTestId('live-buffers')).toHaveText(before);
 });
