@@ -48,7 +48,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       for (var d = 0u; d < D4; d++) { dot = fma(qs[d], k_cache[kb + d], dot); }
       s = (dot.x + dot.y + dot.z + dot.w) * p.scale;
     }
-    sc[lid] = s;
     red[lid] = s;
     workgroupBarrier();
     for (var w = 32u; w > 0u; w >>= 1u) {
@@ -58,15 +57,18 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let new_m = max(m, red[0]);
     let cnt = min(B, j_end - j0);
     let corr = exp(m - new_m);
+    // Each thread exponentiates its own key once; the P·V loop then only reads them.
+    sc[lid] = select(0.0, exp(s - new_m), j < j_end);
+    workgroupBarrier();
     var bsum = 0.0;
     for (var c = 0u; c < 4u; c++) { acc[c] *= corr; }
     for (var i = 0u; i < cnt; i++) {
-      let pr = exp(sc[i] - new_m);
-      bsum += pr;
+      let pi = sc[i];
+      bsum += pi;
       let vb = ((j0 + i) * p.kv_heads + kvh) * D;
       for (var c = 0u; c < 4u; c++) {
         let d = lid + c * B;
-        if (d < D) { acc[c] = fma(pr, v_cache[vb + d], acc[c]); }
+        if (d < D) { acc[c] = fma(pi, v_cache[vb + d], acc[c]); }
       }
     }
     l = l * corr + bsum;

@@ -67,42 +67,42 @@ fn per_column(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
 }
 
 // K % 8 == 0 (real GPUs): each lane takes 8 consecutive weights per step through the loader's
-// wdot8 — one u32 of int4, two of int8 — so a warp reads 128–1024 contiguous bytes per load
-// instead of 32 nibbles; x comes in as two vec4s.
+// wdot8 — one u32 of int4, two of int8 — and each warp computes ROWS output columns at once, so
+// one load of x serves four weight rows and four independent weight loads are in flight per lane.
+// Workgroup: 8 warps × 4 = 32 columns.
+const ROWS = 4u;
+var<workgroup> part4: array<vec4<f32>, 256>;
+
 @compute @workgroup_size(256)
 fn main8(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_index) lid: u32) {
-  let col = lid / LANES;
+  let warp = lid / LANES;
   let lane = lid % LANES;
-  let n = (wg.y * nwg.x + wg.x) * COLS + col;
-  var acc: array<f32, 8>;
-  if (n < p.N) {
-    let wrow = n * p.K;
-    for (var k = lane * 8u; k < p.K; k += LANES * 8u) {
-      for (var m = 0u; m < p.M; m++) {
-        let xb = m * p.K + k;
-        let xa = vec4<f32>(x[xb], x[xb + 1u], x[xb + 2u], x[xb + 3u]);
-        let xc = vec4<f32>(x[xb + 4u], x[xb + 5u], x[xb + 6u], x[xb + 7u]);
-        acc[m] += wdot8(wrow + k, xa, xc);
-      }
-    }
-  }
-  for (var m = 0u; m < 8u; m++) { part[(m * COLS + col) * LANES + lane] = acc[m]; }
-  workgroupBarrier();
-  for (var s = LANES / 2u; s > 0u; s >>= 1u) {
-    if (lane < s) {
-      for (var m = 0u; m < p.M; m++) {
-        let i = (m * COLS + col) * LANES + lane;
-        part[i] += part[i + s];
-      }
-    }
-    workgroupBarrier();
-  }
-  if (lane == 0u && n < p.N) {
+  let n0 = ((wg.y * nwg.x + wg.x) * COLS + warp) * ROWS;
+  var acc: array<vec4<f32>, 8>;
+  for (var k = lane * 8u; k < p.K; k += LANES * 8u) {
     for (var m = 0u; m < p.M; m++) {
-      var v = part[(m * COLS + col) * LANES];
+      let xb = m * p.K + k;
+      let xa = vec4<f32>(x[xb], x[xb + 1u], x[xb + 2u], x[xb + 3u]);
+      let xc = vec4<f32>(x[xb + 4u], x[xb + 5u], x[xb + 6u], x[xb + 7u]);
+      for (var j = 0u; j < ROWS; j++) {
+        if (n0 + j < p.N) { acc[m][j] += wdot8((n0 + j) * p.K + k, xa, xc); }
+      }
+    }
+  }
+  for (var m = 0u; m < p.M; m++) {
+    part4[lid] = acc[m];
+    workgroupBarrier();
+    for (var s = LANES / 2u; s > 0u; s >>= 1u) {
+      if (lane < s) { part4[lid] += part4[lid + s]; }
+      workgroupBarrier();
+    }
+    let n = n0 + lane;
+    if (lane < ROWS && n < p.N) {
+      var v = part4[warp * LANES][lane];
       if (p.has_bias != 0u) { v += bias[n]; }
       y[m * p.N + n] = v * p.alpha;
     }
+    workgroupBarrier();
   }
 }

@@ -91,9 +91,10 @@ export function encodeExperts(k: Kernels, enc: GPUCommandEncoder, a: ExpertsArgs
   // so `slots` workgroup rows cover them all and the other E − k tiles are not even launched.
   const [ty, tz] = grid1d(gemv ? Math.min(tiles, slots) : tiles);
   const shader = gemv ? 'matmul_grouped_gemv.wgsl' : 'matmul_grouped.wgsl';
+  // Output columns per workgroup: 32 for main8 (8 warps × 4), 8 for main (8 warps × 1), 64 otherwise.
   const vec8 = a.hidden % 8 === 0 && a.inter % 8 === 0;
+  const colsPerGroup = !gemv || k.profile === 'software' ? 64 : vec8 ? 32 : 8;
   const entry = !gemv ? 'main' : k.profile === 'software' ? 'per_column' : vec8 ? 'main8' : 'main';
-  const colsPerGroup = gemv && k.profile !== 'software' ? 8 : 64;
   const up = k.uniform([{ u32: 2 * a.inter }, { u32: a.hidden }, { u32: a.topk }, { u32: tiles }]);
   const wgu = asWeight(a.wGateUp);
   const wdn = asWeight(a.wDown);

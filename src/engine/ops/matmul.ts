@@ -21,7 +21,8 @@ export interface MatmulArgs {
 const TILE = 64;
 /** Up to this many rows the matrix-vector kernel wins (decode); above it the tiled one does. */
 export const GEMV_MAX_ROWS = 8;
-const GEMV_COLS = 8;
+/** Output columns per workgroup of each matrix-vector entry point (see matmul_gemv.wgsl). */
+const GEMV_COLUMNS = { per_column: 64, main: 8, main8: 32 } as const;
 const dummies = new WeakMap<GPUDevice, GPUBuffer>();
 
 /** Records y = x·Wᵀ (+ bias) into `enc`. */
@@ -38,8 +39,9 @@ export function encodeMatmul(k: Kernels, enc: GPUCommandEncoder, a: MatmulArgs):
   const buffers = [params, a.x, w.buffer, bias, a.y, ...weightExtras(w)];
   if (a.M <= GEMV_MAX_ROWS) {
     const soft = k.profile === 'software';
-    const pipeline = k.pipelines.get('matmul_gemv.wgsl', soft ? 'per_column' : a.K % 8 === 0 ? 'main8' : 'main', defines);
-    dispatch(device, pipeline, buffers, grid1d(Math.ceil(a.N / (soft ? 64 : GEMV_COLS))), enc);
+    const entry = soft ? 'per_column' : a.K % 8 === 0 ? 'main8' : 'main';
+    const pipeline = k.pipelines.get('matmul_gemv.wgsl', entry, defines);
+    dispatch(device, pipeline, buffers, grid1d(Math.ceil(a.N / GEMV_COLUMNS[entry])), enc);
   } else {
     dispatch(device, k.pipelines.get('matmul.wgsl', 'main', defines), buffers, [Math.ceil(a.N / TILE), Math.ceil(a.M / TILE)], enc);
   }
