@@ -94,7 +94,7 @@ export function ChatPanel({ engine }: { engine: EngineActions }) {
               Send
             </button>
           )}
-          <button type="button" onClick={engine.regenerate} disabled={generating || !messages.some((m) => m.role === 'assistant')}>
+          <button type="button" onClick={engine.regenerate} disabled={generating || !ready || !messages.some((m) => m.role === 'user')}>
             Regenerate
           </button>
           <button type="button" onClick={engine.clear} disabled={generating}>

@@ -88,7 +88,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * the router knobs it had. The page keeps the conversation; the next reply prefills it anew.
  */
 async function recover(loss: GpuLossInfo): Promise<void> {
-  const had = loaded ? { source: loaded.source, weights: loaded.summary.weights, router: loaded.model.router } : null;
+  // The model in use, or else the one being loaded when the device went (it is aborted below).
+  const had = loaded ? { source: loaded.source, weights: loaded.summary.weights, router: loaded.model.router as RouterConfig | undefined } : requested ? { ...requested, router: undefined } : null;
   running?.abort();
   loading?.abort();
   gpu = null;
@@ -210,6 +211,8 @@ async function sourcesFor(source: ModelSource, signal: AbortSignal): Promise<Sou
 }
 
 let loading: AbortController | null = null;
+/** The load the page asked for, while it runs. */
+let requested: { source: ModelSource; weights: WeightChoice } | null = null;
 
 /**
  * Loads `source` as `choice`. The checkpoint is sized against the device before anything is
@@ -437,6 +440,7 @@ async function handle(req: WorkerRequest): Promise<void> {
       });
     case 'load':
       try {
+        requested = { source: req.source, weights: req.weights };
         await load(req.source, req.weights);
       } catch (e) {
         const cancelled = e instanceof DOMException && e.name === 'AbortError';
@@ -446,6 +450,8 @@ async function handle(req: WorkerRequest): Promise<void> {
           unloaded: loaded === null,
         });
         postMemory();
+      } finally {
+        if (requested?.source === req.source) requested = null;
       }
       return;
     case 'cancel-load':
