@@ -300,3 +300,26 @@ test('running out of GPU memory mid-reply frees the working buffers, keeps the c
   await debug(page, (d) => d.refreshMemory());
   await expect(page.getByTestId('live-buffers')).toHaveText(before);
 });
+
+test('saved router knobs that no longer parse are set aside; a device lost over and over stops the retries with advice', async ({ page }) => {
+  await openWithDemo(page);
+  const name = await page.getByTestId('model-name').innerText();
+  await writeStore(page, 'router', { version: 1, savedAt: 0, model: name, query: '?v=1&k=abc' });
+  await page.reload();
+  await expect(page.getByTestId('model-name')).toContainText('demo', { timeout: 120_000 });
+  await expect(page.getByTestId('notice-storage')).toContainText('The saved router settings could not be used (Bad link parameter "k": not a number)');
+  await expect(page.getByTestId('knob-topk')).toHaveValue('2');
+
+  // Three losses within a minute are recovered from; the fourth is not retried.
+  for (let i = 1; i <= 3; i++) {
+    await debug(page, (d) => d.loseDevice());
+    await expect(page.getByTestId('notice-device')).toContainText('Your conversation and router settings are kept', { timeout: 120_000 });
+    await expect(page.getByTestId('model-summary')).toBeVisible();
+    // Dismissed, so the next notice is a fresh one.
+    await page.getByTestId('notice-device').getByRole('button', { name: 'Dismiss' }).click();
+  }
+  await debug(page, (d) => d.loseDevice());
+  await expect(page.getByTestId('notice-device')).toContainText('The device was lost 4 times within a minute, so the engine stopped retrying');
+  await expect(page.getByTestId('notice-device')).toContainText('reload the page (your conversation is saved)');
+  await expect(page.getByTestId('gpu-problem')).toContainText('Reload the page to start a new device');
+});
