@@ -30,6 +30,18 @@ export function createUniform(device: GPUDevice, words: ReadonlyArray<{ u32: num
   return buf;
 }
 
+/** Rewrites a uniform made by createUniform from the same number of words. */
+export function writeUniform(device: GPUDevice, buf: GPUBuffer, words: ReadonlyArray<{ u32: number } | { f32: number } | { i32: number }>): void {
+  const ab = new ArrayBuffer(buf.size);
+  const dv = new DataView(ab);
+  words.forEach((w, i) => {
+    if ('u32' in w) dv.setUint32(i * 4, w.u32, true);
+    else if ('i32' in w) dv.setInt32(i * 4, w.i32, true);
+    else dv.setFloat32(i * 4, w.f32, true);
+  });
+  device.queue.writeBuffer(buf, 0, ab);
+}
+
 /** Copies `bytes` of `src` to the CPU. Awaiting this waits for the GPU: keep it off hot paths. */
 export async function readBuffer(device: GPUDevice, src: GPUBuffer, bytes = src.size): Promise<ArrayBuffer> {
   const staging = device.createBuffer({ size: padded(bytes), usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ });
@@ -163,6 +175,14 @@ export function grid1d(n: number, maxPerDim = 65535): [number, number] {
 }
 
 /**
+ * Staging buffers are reused (a decode step reads back the same few bytes every token; making and
+ * destroying a mappable buffer per step showed up in CPU profiles). A few per size: pipelined
+ * decode has two steps in flight.
+ */
+const STAGING_PER_SIZE = 4;
+const stagingPools = new WeakMap<GPUDevice, Map<number, GPUBuffer[]>>();
+
+/**
  * Records copies of several buffers' leading bytes into one staging buffer in `enc`; after the
  * encoder is submitted, `read()` maps it once and returns each part. One map per forward instead
  * of one submit and one map per buffer.
@@ -174,16 +194,28 @@ export function encodeReadback(device: GPUDevice, enc: GPUCommandEncoder, parts:
     offsets.push(total);
     total += padded(p.bytes);
   }
-  const staging = device.createBuffer({ size: Math.max(4, total), usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ, label: 'readback' });
+  const size = Math.max(4, total);
+  let pool = stagingPools.get(device);
+  if (!pool) stagingPools.set(device, (pool = new Map()));
+  const free = pool.get(size);
+  const staging = free?.pop() ?? device.createBuffer({ size, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ, label: 'readback' });
   parts.forEach((p, i) => copyBuffer(enc, p.src, 0, staging, offsets[i]!, padded(p.bytes)));
   return {
     async read() {
+      let ok = false;
       try {
         await staging.mapAsync(GPUMapMode.READ);
         const whole = staging.getMappedRange();
-        return parts.map((p, i) => whole.slice(offsets[i]!, offsets[i]! + p.bytes));
+        const out = parts.map((p, i) => whole.slice(offsets[i]!, offsets[i]! + p.bytes));
+        staging.unmap();
+        ok = true;
+        return out;
       } finally {
-        staging.destroy();
+        const list = pool.get(size) ?? [];
+        if (ok && list.length < STAGING_PER_SIZE) {
+          list.push(staging);
+          pool.set(size, list);
+        } else staging.destroy();
       }
     },
   };

@@ -1,4 +1,4 @@
-import { createUniform } from './buffers';
+import { createUniform, writeUniform } from './buffers';
 import type { GpuContext } from './device';
 import { PipelineCache } from './pipelines';
 
@@ -15,9 +15,13 @@ export interface Kernels {
   profile: 'gpu' | 'software';
   /**
    * A uniform buffer holding `words`, made once per distinct content and reused: a decode step
-   * records dozens of dispatches whose parameters repeat from step to step.
+   * records dozens of dispatches whose parameters repeat from step to step. Words listed in
+   * `dynamic` (the position, which changes every step) do not make a new buffer: the one buffer
+   * for the other words is rewritten (queue.writeBuffer, ordered after earlier submits), so its
+   * bind groups stay cached too. Every use of such a buffer inside one command encoder must carry
+   * the same values — true of a forward pass, where all layers see the same position.
    */
-  uniform(words: readonly UniformWord[]): GPUBuffer;
+  uniform(words: readonly UniformWord[], dynamic?: readonly number[]): GPUBuffer;
 }
 
 /**
@@ -43,12 +47,38 @@ export function createKernels(device: GPUDevice, profile: Kernels['profile'] = '
       retired.push(b);
     }
   };
+  const show = (w: UniformWord) => ('u32' in w ? `u${w.u32}` : 'i32' in w ? `i${w.i32}` : `f${w.f32}`);
+  // Rewritable blocks, keyed by their static words; bounded the same way (retired, destroyed one
+  // retirement later, after the encoders that used them were submitted).
+  const slots = new Map<string, { buf: GPUBuffer; content: string }>();
+  let retiredSlots: GPUBuffer[] = [];
+  const rewritable = (words: readonly UniformWord[], dynamic: readonly number[]): GPUBuffer => {
+    const content = words.map(show).join(',');
+    const key = words.map((w, i) => (dynamic.includes(i) ? '*' : show(w))).join(',');
+    const slot = slots.get(key);
+    if (slot) {
+      if (slot.content !== content) {
+        writeUniform(device, slot.buf, words);
+        slot.content = content;
+      }
+      return slot.buf;
+    }
+    if (slots.size + 1 > uniformLimit / 8) {
+      for (const b of retiredSlots) b.destroy();
+      retiredSlots = [...slots.values()].map((x) => x.buf);
+      slots.clear();
+    }
+    const buf = createUniform(device, words);
+    slots.set(key, { buf, content });
+    return buf;
+  };
   return {
     device,
     profile,
     pipelines: new PipelineCache(device),
-    uniform(words) {
-      const key = words.map((w) => ('u32' in w ? `u${w.u32}` : 'i32' in w ? `i${w.i32}` : `f${w.f32}`)).join(',');
+    uniform(words, dynamic) {
+      if (dynamic?.length) return rewritable(words, dynamic);
+      const key = words.map(show).join(',');
       let buf = uniforms.get(key);
       if (buf) {
         uniforms.delete(key);

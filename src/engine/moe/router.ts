@@ -119,6 +119,6 @@ export function encodeRoute(k: Kernels, enc: GPUCommandEncoder, a: RouteArgs): v
     { u32: a.tokens }, { u32: a.experts }, { u32: r.topK }, { u32: flags },
     { f32: r.temperature }, { f32: r.noiseStd }, { u32: r.seed }, { u32: a.position },
     { u32: r.nGroup }, { u32: r.topkGroup }, { f32: r.routedScale }, { u32: 0 },
-  ]);
+  ], [7]); // the position changes every step
   dispatch(k.device, k.pipelines.get('moe_route.wgsl'), [params, a.logits, a.tables.bias, a.tables.enabled, a.probs, a.idx, a.weights], grid1d(a.tokens), enc);
 }

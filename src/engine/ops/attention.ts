@@ -57,7 +57,7 @@ export function encodeAttention(k: Kernels, enc: GPUCommandEncoder, a: Attention
   const params = k.uniform([
     { u32: a.tokens }, { u32: a.heads }, { u32: a.kvHeads }, { u32: a.headDim },
     { u32: a.start }, { f32: a.scale }, { u32: splits }, { u32: chunk },
-  ]);
+  ], [4, 6, 7]); // start, splits and chunk change every step
   dispatch(k.device, k.pipelines.get('attention.wgsl'), [params, a.q, a.kCache, a.vCache, a.out, a.scratch], [splits, a.heads, a.tokens], enc);
   if (splits > 1) dispatch(k.device, k.pipelines.get('attention.wgsl', 'combine'), [params, null, null, null, a.out, a.scratch], [a.heads, a.tokens], enc);
 }

@@ -61,7 +61,7 @@ export function encodeQkvRope(
   if (a.heads + a.kvHeads > 512) throw new Error(`${a.heads} + ${a.kvHeads} heads: at most 512 are supported`);
   if (a.norm !== 'none' && (!a.qNorm || !a.kNorm)) throw new Error('q/k norm weights are missing');
   const mode = a.norm === 'none' ? 0 : a.norm === 'head' ? 1 : 2;
-  const params = k.uniform([{ u32: a.tokens }, { u32: a.heads }, { u32: a.kvHeads }, { u32: a.headDim }, { u32: a.start }, { u32: mode }, { f32: a.eps }, { u32: 0 }]);
+  const params = k.uniform([{ u32: a.tokens }, { u32: a.heads }, { u32: a.kvHeads }, { u32: a.headDim }, { u32: a.start }, { u32: mode }, { f32: a.eps }, { u32: 0 }], [4]);
   // Without norms the weight bindings are unread; the RoPE tables stand in (read-only, so sharing is allowed).
   const qn = a.qNorm ?? a.table.cos, kn = a.kNorm ?? a.table.sin;
   dispatch(k.device, k.pipelines.get('qkv_rope.wgsl'), [params, a.qkv, qn, kn, a.qOut, a.kCache, a.vCache, a.table.cos, a.table.sin], grid1d(a.tokens), enc);
