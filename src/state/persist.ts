@@ -96,8 +96,10 @@ export async function readRecord<K extends RecordKey>(kv: KeyValue, key: K): Pro
 }
 
 /** Sets a record aside and says so; `why` names the field that failed. */
-export async function unusable(kv: KeyValue, key: RecordKey, raw: unknown, why: string): Promise<string> {
+export async function unusable(kv: KeyValue, key: RecordKey, raw: unknown, reason: string): Promise<string> {
   const what = RECORDS[key].what;
+  // Validation messages quote the stored value: keep a huge one from filling the page.
+  const why = reason.length > 300 ? `${reason.slice(0, 300)}…` : reason;
   try {
     const aside = await setAside(kv, key, raw);
     return `The saved ${what} could not be used (${why}). It was set aside in the browser's storage as "${aside}" and a fresh one started.`;

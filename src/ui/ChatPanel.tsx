@@ -56,13 +56,14 @@ export function ChatPanel({ engine }: { engine: EngineActions }) {
           );
         })}
         {generating && <div className="muted small">generating…</div>}
-        {context && context.dropped > 0 && (
-          <p className="muted small" data-testid="context-note">
-            The conversation is longer than the model's context ({context.length} tokens): the model saw it without its first {context.dropped} message
-            {context.dropped > 1 ? 's' : ''}.
-          </p>
-        )}
       </div>
+      {/* Outside the scrolling message list, so it is seen without scrolling. */}
+      {context && context.dropped > 0 && (
+        <p className="muted small" data-testid="context-note">
+          The conversation is longer than the model's context ({context.length} tokens): the model saw it without its first {context.dropped} message
+          {context.dropped > 1 ? 's' : ''}.
+        </p>
+      )}
       <form
         className="composer"
         onSubmit={(e) => {

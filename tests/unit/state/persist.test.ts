@@ -44,3 +44,13 @@ describe('saved state', () => {
     expect(r.problem).toContain('could not be read from the browser\'s storage (IndexedDB is disabled)');
   });
 });
+
+describe('a huge corrupt value', () => {
+  it('is quoted only in part in the message, and kept whole aside', async () => {
+    const huge = 'x'.repeat(100_000);
+    const kv = memoryStore({ chat: huge });
+    const r = await readRecord(kv, 'chat');
+    expect(r.problem!.length).toBeLessThan(600);
+    expect([...kv.data.values()]).toContain(huge);
+  });
+});
