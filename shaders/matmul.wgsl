@@ -14,19 +14,18 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         @builtin(local_invocation_index) li: u32) {
   let row0 = wg.y * BM;
   let col0 = wg.x * BN;
+  let lr = row0 + li;
+  let lc = col0 + li;
   var acc: array<vec4<f32>, 16>;
   for (var k0 = 0u; k0 < p.K; k0 += BK) {
-    for (var i = 0u; i < 16u; i++) {
-      let rk = tile_elem(li, i);
-      let gk = k0 + rk.y;
-      let gr = row0 + rk.x;
-      let gc = col0 + rk.x;
-      var av = 0.0;
-      if (gr < p.M && gk < p.K) { av = x[gr * p.K + gk]; }
-      var bv = 0.0;
-      if (gc < p.N && gk < p.K) { bv = wv(gc * p.K + gk); }
-      tile_put(rk.x, rk.y, av, bv);
+    var av: array<f32, 16>;
+    var bv: array<f32, 16>;
+    for (var kk = 0u; kk < BK; kk++) {
+      let gk = k0 + kk;
+      av[kk] = select(0.0, x[lr * p.K + gk], lr < p.M && gk < p.K);
+      bv[kk] = select(0.0, wv(lc * p.K + gk), lc < p.N && gk < p.K);
     }
+    tile_fill(li, &av, &bv);
     workgroupBarrier();
     tile_mac(&acc, lid.y, lid.x);
     workgroupBarrier();

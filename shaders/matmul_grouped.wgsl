@@ -32,19 +32,20 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   let row_end = tile.z;
   let col0 = wg.x * BN;
   let wbase = e * p.N * p.K;
+  // Loading: thread li fills row/column li of the tile, 16 consecutive k each.
+  let lr = row0 + li;
+  let arow = select(0u, a_row(lr) * p.K, lr < row_end);
+  let lc = col0 + li;
   var acc: array<vec4<f32>, 16>; // [8 rows][2 vec4 of columns]
   for (var k0 = 0u; k0 < p.K; k0 += BK) {
-    for (var i = 0u; i < 16u; i++) {
-      let rk = tile_elem(li, i);
-      let gk = k0 + rk.y;
-      let gr = row0 + rk.x;
-      let gc = col0 + rk.x;
-      var av = 0.0;
-      if (gr < row_end && gk < p.K) { av = a[a_row(gr) * p.K + gk]; }
-      var bv = 0.0;
-      if (gc < p.N && gk < p.K) { bv = wv(wbase + gc * p.K + gk); }
-      tile_put(rk.x, rk.y, av, bv);
+    var av: array<f32, 16>;
+    var bv: array<f32, 16>;
+    for (var kk = 0u; kk < BK; kk++) {
+      let gk = k0 + kk;
+      av[kk] = select(0.0, a[arow + gk], lr < row_end && gk < p.K);
+      bv[kk] = select(0.0, wv(wbase + lc * p.K + gk), lc < p.N && gk < p.K);
     }
+    tile_fill(li, &av, &bv);
     workgroupBarrier();
     tile_mac(&acc, lid.y, lid.x);
     workgroupBarrier();
