@@ -25,9 +25,13 @@ const row = (shape, format, group) => ours.rows.find((r) => r.shape === shape &&
 const at = (list, key, v) => list?.find((x) => x[key] === v);
 const olmoe = row('olmoe', 'int4', 32);
 const slice = row('olmoe-4l', 'int4', 32);
-const ortSlice = ort?.rows.find((r) => r.shape === 'olmoe-4l');
 const ourDecode = at(slice?.decode, 'context', 1024);
-const ortDecode = at(ortSlice?.decode, 'context', 1024);
+// The peer's best form (QMoE or the plain graph) at that context.
+const ortDecode = (ort?.rows ?? [])
+  .filter((r) => r.shape === 'olmoe-4l')
+  .map((r) => at(r.decode, 'context', 1024))
+  .filter(Boolean)
+  .sort((a, b) => b.tokensPerSecond - a.tokensPerSecond)[0];
 const summary = {
   decode_bandwidth_fraction: at(olmoe?.decode, 'context', 1024)?.bandwidthFraction ?? null,
   prefill_peak_fraction: olmoe?.expertGemm?.peakFraction ?? null,
@@ -35,7 +39,7 @@ const summary = {
   basis: {
     decode_bandwidth_fraction: 'olmoe (16 layers) int4 g32, decode at context 1024, pipelined generate()',
     prefill_peak_fraction: 'olmoe int4 g32, prefill 2048 tokens, routed-expert GEMM time from timestamp queries',
-    decode_speedup_vs_ort: 'olmoe-4l int4 g32 vs onnxruntime-web WebGPU EP (QMoE int4 block 32), decode at context 1024',
+    decode_speedup_vs_ort: 'olmoe-4l int4 g32 vs onnxruntime-web WebGPU EP in its faster form (QMoE or plain graph, int4 block 32), decode at context 1024',
   },
   read_bandwidth_GBps: ours.ceilings.readGBps,
   fma_peak_TFLOPs: ours.ceilings.fmaTflops,

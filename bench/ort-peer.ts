@@ -8,11 +8,13 @@
 import { readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-web/webgpu';
 import { nodeGpu } from '../src/engine/gpu/node';
-import { decoderGraph } from './onnx/decoder-graph';
+import { decoderGraph, type PeerMoe } from './onnx/decoder-graph';
 import { synthSpec } from './synth';
 
 export interface OrtPeerOptions {
   shape: string;
+  /** How the graph expresses the experts (see decoderGraph). */
+  moe?: PeerMoe;
   contexts: number[];
   prefills: number[];
   decodeSteps: number;
@@ -24,6 +26,7 @@ export interface OrtPeerOptions {
 
 export interface OrtPeerResult {
   ort: string;
+  moe: PeerMoe;
   config: Record<string, unknown>;
   modelBytes: number;
   sessionMs: number;
@@ -40,8 +43,9 @@ export async function benchOrtPeer(o: OrtPeerOptions): Promise<OrtPeerResult> {
   ort.env.wasm.wasmBinary = readFileSync(o.wasmPath);
   const spec = synthSpec(o.shape);
   const maxPos = Math.max(...o.contexts, ...o.prefills) + 8;
-  const g = decoderGraph(spec, maxPos);
-  log(`ort peer: ${o.shape} graph ${(g.model.length / 2 ** 20).toFixed(0)} MiB`);
+  const moe = o.moe ?? 'qmoe';
+  const g = decoderGraph(spec, maxPos, moe);
+  log(`ort peer: ${o.shape} (${moe}) graph ${(g.model.length / 2 ** 20).toFixed(0)} MiB`);
   const L = spec.numLayers, nKV = spec.numKvHeads, D = spec.headDim;
   const presents = Array.from({ length: L }, (_, l) => [g.presentKey(l), g.presentValue(l)]).flat();
   const config = { executionProviders: ['webgpu'], graphOptimizationLevel: 'all', preferredOutputLocation: Object.fromEntries(presents.map((n) => [n, 'gpu-buffer'])) } as const;
@@ -99,6 +103,6 @@ export async function benchOrtPeer(o: OrtPeerOptions): Promise<OrtPeerResult> {
   }
   for (const x of past) x.dispose();
   await session.release();
-  log(`ort peer ${o.shape}: decode ${decode.map((d) => `${d.tokensPerSecond.toFixed(1)} tok/s @${d.context}`).join(', ')}; prefill ${prefill.map((p) => `${p.tokensPerSecond.toFixed(0)} tok/s @${p.tokens}`).join(', ')}`);
-  return { ort: ort.env.versions.web ?? 'unknown', config: { ...config, build: 'ort.webgpu (native WebGPU EP, asyncify)', matmul: 'MatMulNBits int4 block 32, accuracy_level 4', experts: 'QMoE int4 block 32, swiglu_fusion 1', attention: 'GroupQueryAttention, do_rotary' }, modelBytes: g.model.length, sessionMs, decode, prefill };
+  log(`ort peer ${o.shape} (${moe}): decode ${decode.map((d) => `${d.tokensPerSecond.toFixed(1)} tok/s @${d.context}`).join(', ')}; prefill ${prefill.map((p) => `${p.tokensPerSecond.toFixed(0)} tok/s @${p.tokens}`).join(', ')}`);
+  return { ort: ort.env.versions.web ?? 'unknown', moe, config: { ...config, build: 'ort.webgpu (native WebGPU EP, asyncify)', matmul: 'MatMulNBits int4 block 32, accuracy_level 4', experts: moe === 'qmoe' ? 'QMoE int4 block 32, swiglu_fusion 1' : 'plain graph: all experts in MatMulNBits int4 block 32, dense routing weights', attention: 'GroupQueryAttention, do_rotary' }, modelBytes: g.model.length, sessionMs, decode, prefill };
 }

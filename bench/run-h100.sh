@@ -6,7 +6,7 @@ OUT=${1:?out dir}; shift
 SHAPES=${SHAPES:-olmoe,qwen3-30b-a3b-8l,olmoe-4l}
 FORMATS=${FORMATS:-int4:32,int4:128,int8:32,f32}
 xz -dc .gpu/ort.wasm.xz > /tmp/ort.wasm
-bash .gpu/run.sh .gpu/cli.mjs bench --synthetic "$SHAPES" --formats "$FORMATS" --out "$OUT/ours.json" 2> "$OUT/ours.log"; tail -12 "$OUT/ours.log"
+[ "${OURS:-1}" = 1 ] && bash .gpu/run.sh .gpu/cli.mjs bench --synthetic "$SHAPES" --formats "$FORMATS" --out "$OUT/ours.json" 2> "$OUT/ours.log"; tail -12 "$OUT/ours.log"
 if [ "${PEER:-1}" = 1 ]; then
   timeout 300 bash .gpu/run.sh .gpu/cli.mjs bench --peer ort --synthetic olmoe-4l --ort-wasm /tmp/ort.wasm --out "$OUT/ort.json" 2> "$OUT/ort.log"; grep -v "^\s*$" "$OUT/ort.log" | grep -v "Shader code" | tail -5
 fi

@@ -42,9 +42,9 @@ commands:
                        real-size shapes (olmoe, qwen3-30b-a3b-8l, tiny) with random weights made on
                        the GPU: decode/prefill speed against the bandwidth and FMA peak measured in
                        the same run, per-kernel GPU times (timestamp queries), dispatches per token
-  bench --peer ort [--synthetic olmoe-4l] [--ort-wasm FILE] [--contexts …] [--prefills …] [--out FILE]
-                       the same shapes as an ONNX graph (MatMulNBits, QMoE, GroupQueryAttention) on
-                       onnxruntime-web's WebGPU EP
+  bench --peer ort [--synthetic olmoe-4l] [--peer-moe qmoe,dense] [--ort-wasm FILE] [--contexts …] [--out FILE]
+                       the same shapes as an ONNX graph (MatMulNBits, GroupQueryAttention, experts as
+                       com.microsoft.QMoE or as a plain dense graph) on onnxruntime-web's WebGPU EP
   logits [--model DIR] --tokens 1,2,3 --out FILE [--router-logits]
                        write {"logits": [[...] per position]} (and "router_logits") as JSON
 options:
@@ -124,9 +124,10 @@ async function benchPeer(ctx: GpuContext, args: ParsedArgs): Promise<number> {
   const wasm = typeof args.flags['ort-wasm'] === 'string' ? args.flags['ort-wasm'] : resolve(import.meta.dirname ?? '.', '..', 'node_modules', 'onnxruntime-web', 'dist', 'ort-wasm-simd-threaded.asyncify.wasm');
   ctx.device.destroy();
   const rows = [];
-  for (const shape of shapes) {
+  for (const shape of shapes) for (const moe of listFlag(args, 'peer-moe', 'qmoe,dense')) {
+    if (moe !== 'qmoe' && moe !== 'dense') throw new Error(`--peer-moe: "${moe}" is not qmoe or dense`);
     rows.push({ shape, ...(await benchOrtPeer({
-      shape, wasmPath: wasm,
+      shape, moe, wasmPath: wasm,
       contexts: intListFlag(args, 'contexts', '128,1024,4096'),
       prefills: intListFlag(args, 'prefills', '128,512,2048'),
       decodeSteps: numberFlag(args, 'steps', 32),

@@ -42,7 +42,16 @@ export interface PeerGraph {
   presentValue: (l: number) => string;
 }
 
-export function decoderGraph(spec: ModelSpec, maxPositions: number): PeerGraph {
+/**
+ * How the experts are expressed: 'qmoe' — com.microsoft.QMoE (int4, block 32, SwiGLU fused); 'dense'
+ * — a plain graph of standard ops plus MatMulNBits: every expert's gate/up in one MatMulNBits
+ * (N = E·2I), SwiGLU, the routing weights scattered into a dense [T, E] gate that scales each
+ * expert's activation, and one down MatMulNBits over K = E·I. No data-dependent shapes, but it
+ * reads all E experts per token (what an export without the MoE op computes).
+ */
+export type PeerMoe = 'qmoe' | 'dense';
+
+export function decoderGraph(spec: ModelSpec, maxPositions: number, moe: PeerMoe = 'qmoe'): PeerGraph {
   const s = spec;
   if (s.arch !== 'olmoe') throw new Error(`The ONNX peer graph is written for olmoe-shaped models, not ${s.arch}`);
   const H = s.hiddenSize, D = s.headDim, nH = s.numHeads, nKV = s.numKvHeads, E = s.moe.numExperts, I = s.moe.intermediateSize, V = s.vocabSize;
@@ -70,6 +79,16 @@ export function decoderGraph(spec: ModelSpec, maxPositions: number): PeerGraph {
   inits.push(f32('cos_cache', [maxPositions, half], (i) => Math.cos(Math.floor(i / half) * inv[i % half]!)));
   inits.push(f32('sin_cache', [maxPositions, half], (i) => Math.sin(Math.floor(i / half) * inv[i % half]!)));
   inits.push(f32('embed', [V, H], (i) => ((i * 2654435761) % 1000) / 1000 - 0.5));
+  if (moe === 'dense') {
+    const i64 = (name: string, v: bigint[]) => inits.push({ name, dtype: DType.INT64, dims: [v.length], raw: new Uint8Array(new BigInt64Array(v).buffer) });
+    i64('topk_k', [BigInt(s.moe.topK)]);
+    i64('axis_last', [-1n]);
+    i64('shape_teri', [-1n, BigInt(E), 2n, BigInt(I)]);
+    i64('split_halves', [1n, 1n]);
+    i64('shape_te11', [-1n, BigInt(E), 1n, 1n]);
+    i64('shape_tei', [-1n, BigInt(E * I)]);
+    inits.push(f32('zero', [1], () => 0));
+  }
   inits.push({ name: 'shape2d', dtype: DType.INT64, dims: [2], raw: new Uint8Array(new BigInt64Array([-1n, BigInt(H)]).buffer) });
   inits.push({ name: 'shape3d', dtype: DType.INT64, dims: [3], raw: new Uint8Array(new BigInt64Array([1n, -1n, BigInt(H)]).buffer) });
   for (const [name, v] of [['last_start', -1n], ['last_end', 2n ** 62n], ['axis1', 1n]] as const) {
@@ -115,20 +134,46 @@ export function decoderGraph(spec: ModelSpec, maxPositions: number): PeerGraph {
     nodes.push({ op: 'Reshape', inputs: [`${p}.x1`, 'shape2d'], outputs: [`${p}.x1f`] });
     inits.push(f32(`${p}.router`, [H, E], (i) => (((i * 40503) % 2001) / 1000 - 1) / Math.sqrt(H)));
     nodes.push({ op: 'MatMul', inputs: [`${p}.x1f`, `${p}.router`], outputs: [`${p}.rl`] });
-    // Experts: fc1 = gate/up interleaved (swiglu_fusion 1), [E, 2I, H/2] bytes; fc2 = down, [E, H, I/2].
-    inits.push({ name: `${p}.fc1`, dtype: DType.UINT8, dims: [E, 2 * I, H / 2], raw: randomBytes(E * 2 * I * (H / 2), seed++) });
-    inits.push(f32(`${p}.fc1_scales`, [E, 2 * I, H / BLOCK], () => 1 / Math.sqrt(H) / 7));
-    inits.push({ name: `${p}.fc2`, dtype: DType.UINT8, dims: [E, H, I / 2], raw: randomBytes(E * H * (I / 2), seed++) });
-    inits.push(f32(`${p}.fc2_scales`, [E, H, I / BLOCK], () => 1 / Math.sqrt(I) / 7));
-    nodes.push({
-      op: 'QMoE', domain: 'com.microsoft',
-      inputs: [`${p}.x1f`, `${p}.rl`, `${p}.fc1`, `${p}.fc1_scales`, '', `${p}.fc2`, `${p}.fc2_scales`],
-      outputs: [`${p}.moe`],
-      attrs: {
-        k: s.moe.topK, activation_type: 'swiglu', swiglu_fusion: 1, expert_weight_bits: 4, block_size: BLOCK,
-        normalize_routing_weights: s.moe.normTopkProb ? 1 : 0, activation_alpha: { float: 1 }, activation_beta: { float: 0 }, swiglu_limit: { float: 1e30 },
-      },
-    });
+    if (moe === 'qmoe') {
+      // Experts: fc1 = gate/up interleaved (swiglu_fusion 1), [E, 2I, H/2] bytes; fc2 = down, [E, H, I/2].
+      inits.push({ name: `${p}.fc1`, dtype: DType.UINT8, dims: [E, 2 * I, H / 2], raw: randomBytes(E * 2 * I * (H / 2), seed++) });
+      inits.push(f32(`${p}.fc1_scales`, [E, 2 * I, H / BLOCK], () => 1 / Math.sqrt(H) / 7));
+      inits.push({ name: `${p}.fc2`, dtype: DType.UINT8, dims: [E, H, I / 2], raw: randomBytes(E * H * (I / 2), seed++) });
+      inits.push(f32(`${p}.fc2_scales`, [E, H, I / BLOCK], () => 1 / Math.sqrt(I) / 7));
+      nodes.push({
+        op: 'QMoE', domain: 'com.microsoft',
+        inputs: [`${p}.x1f`, `${p}.rl`, `${p}.fc1`, `${p}.fc1_scales`, '', `${p}.fc2`, `${p}.fc2_scales`],
+        outputs: [`${p}.moe`],
+        attrs: {
+          k: s.moe.topK, activation_type: 'swiglu', swiglu_fusion: 1, expert_weight_bits: 4, block_size: BLOCK,
+          normalize_routing_weights: s.moe.normTopkProb ? 1 : 0, activation_alpha: { float: 1 }, activation_beta: { float: 0 }, swiglu_limit: { float: 1e30 },
+        },
+      });
+    } else {
+      // Dense routing weights: softmax → top-k → scattered into zeros [T, E] (renormalised when the model says so).
+      nodes.push({ op: 'Softmax', inputs: [`${p}.rl`], outputs: [`${p}.probs`], attrs: { axis: -1 } });
+      nodes.push({ op: 'TopK', inputs: [`${p}.probs`, 'topk_k'], outputs: [`${p}.tv`, `${p}.ti`], attrs: { axis: -1 } });
+      let tv = `${p}.tv`;
+      if (s.moe.normTopkProb) {
+        nodes.push({ op: 'ReduceSum', inputs: [tv, 'axis_last'], outputs: [`${p}.tsum`], attrs: { keepdims: 1 } });
+        nodes.push({ op: 'Div', inputs: [tv, `${p}.tsum`], outputs: [`${p}.tvn`] });
+        tv = `${p}.tvn`;
+      }
+      nodes.push({ op: 'Mul', inputs: [`${p}.probs`, 'zero'], outputs: [`${p}.zeros`] });
+      nodes.push({ op: 'ScatterElements', inputs: [`${p}.zeros`, `${p}.ti`, tv], outputs: [`${p}.gate`], attrs: { axis: 1 } });
+      // All experts' gate/up rows [E·2I, H] (per expert: gate rows, then up rows).
+      mm(`${p}.x1f`, `${p}.gate_up_all`, E * 2 * I, H, `${p}.gu`);
+      nodes.push({ op: 'Reshape', inputs: [`${p}.gu`, 'shape_teri'], outputs: [`${p}.gu4`] });
+      nodes.push({ op: 'Split', inputs: [`${p}.gu4`, 'split_halves'], outputs: [`${p}.g`, `${p}.u`], attrs: { axis: 2 } });
+      nodes.push({ op: 'Sigmoid', inputs: [`${p}.g`], outputs: [`${p}.sg`] });
+      nodes.push({ op: 'Mul', inputs: [`${p}.g`, `${p}.sg`], outputs: [`${p}.silu`] });
+      nodes.push({ op: 'Mul', inputs: [`${p}.silu`, `${p}.u`], outputs: [`${p}.act`] });
+      nodes.push({ op: 'Reshape', inputs: [`${p}.gate`, 'shape_te11'], outputs: [`${p}.gate4`] });
+      nodes.push({ op: 'Mul', inputs: [`${p}.act`, `${p}.gate4`], outputs: [`${p}.actg`] });
+      nodes.push({ op: 'Reshape', inputs: [`${p}.actg`, 'shape_tei'], outputs: [`${p}.actf`] });
+      // Down projections side by side [H, E·I]: Σ_e g_e · act_e · W_eᵀ is one product over K = E·I.
+      mm(`${p}.actf`, `${p}.down_all`, H, E * I, `${p}.moe`);
+    }
     nodes.push({ op: 'Reshape', inputs: [`${p}.moe`, 'shape3d'], outputs: [`${p}.moe3`] });
     nodes.push({ op: 'Add', inputs: [`${p}.h1`, `${p}.moe3`], outputs: [`${p}.h`] });
     h = `${p}.h`;

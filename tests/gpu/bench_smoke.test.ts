@@ -33,9 +33,9 @@ describe('bench smoke (SwiftShader)', () => {
     }
   }, 120_000);
 
-  it('onnxruntime-web peer graph runs on the WebGPU EP', async () => {
+  for (const moe of ['qmoe', 'dense'] as const) it(`onnxruntime-web peer graph (${moe} experts) runs on the WebGPU EP`, async () => {
     const r = await benchOrtPeer({
-      shape: 'tiny', contexts: [16], prefills: [8], decodeSteps: 2,
+      shape: 'tiny', moe, contexts: [16], prefills: [8], decodeSteps: 2,
       wasmPath: resolve(import.meta.dirname, '../../node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.asyncify.wasm'),
     });
     expect(r.decode[0]!.tokensPerSecond).toBeGreaterThan(0);
