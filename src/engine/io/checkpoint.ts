@@ -13,6 +13,12 @@ import { SafetensorsCheckpoint } from './safetensors';
 import { baseName, readJsonObject, readText, type ByteSource } from './source';
 import { HfTokenizer } from './tokenizer';
 
+
+/** A checkpoint (its files together) that cannot be loaded, with the reason. */
+export class CheckpointError extends Error {
+  override name = 'CheckpointError';
+}
+
 export interface OpenCheckpoint {
   spec: ModelSpec;
   slots: WeightSlot[];
@@ -57,7 +63,7 @@ export function checkSlotSources(arch: string, slots: WeightSlot[], reader: Tens
   }
   if (count === 0) return;
   const more = count > problems.length ? `\n  … and ${count - problems.length} more` : '';
-  throw new Error(`The checkpoint does not match its config.json (${count} problem${count > 1 ? 's' : ''}):\n  ${problems.join('\n  ')}${more}`);
+  throw new CheckpointError(`The checkpoint does not match its config.json (${count} problem${count > 1 ? 's' : ''}):\n  ${problems.join('\n  ')}${more}`);
 }
 
 /** eos_token_id of generation_config.json (what transformers' generate() stops on), or []. */
@@ -78,14 +84,14 @@ async function generationEos(file: ByteSource | undefined): Promise<number[]> {
 export async function openCheckpoint(files: ByteSource[], opts: OpenCheckpointOptions | { maxStorageBufferBindingSize: number } = {}): Promise<OpenCheckpoint> {
   const o: OpenCheckpointOptions = 'maxStorageBufferBindingSize' in opts ? { limits: opts } : opts;
   const ggufs = files.filter(isGguf);
-  if (ggufs.length > 1) throw new Error(`Several .gguf files (${ggufs.map((f) => f.name).join(', ')}): pick one (split GGUFs are not supported)`);
+  if (ggufs.length > 1) throw new CheckpointError(`Several .gguf files (${ggufs.map((f) => f.name).join(', ')}): pick one (split GGUFs are not supported)`);
   if (ggufs.length === 1) {
     const g = await openGguf(ggufs[0]!, { checkFinite: o.checkFinite });
     try {
       checkSlotSources(g.spec.arch, g.slots, g.reader);
     } catch (e) {
       // The config here was rebuilt from the file's metadata: say so rather than "config.json".
-      throw e instanceof Error ? new Error(`${ggufs[0]!.name}: ${e.message.replace('its config.json', 'its own metadata')}`) : e;
+      throw e instanceof Error ? new CheckpointError(`${ggufs[0]!.name}: ${e.message.replace('its config.json', 'its own metadata')}`) : e;
     }
     if (o.limits) validateSlots(g.slots, g.reader, o.limits);
     const parameters = g.slots.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
@@ -94,7 +100,7 @@ export async function openCheckpoint(files: ByteSource[], opts: OpenCheckpointOp
   const byName = new Map(files.map((f) => [baseName(f.name), f]));
   const found = [...byName.keys()].join(', ') || 'none';
   const configFile = byName.get('config.json');
-  if (!configFile) throw new Error(`No config.json among the model files (found: ${found})`);
+  if (!configFile) throw new CheckpointError(`No config.json among the model files (found: ${found})`);
   const config = await readJsonObject(configFile);
   const builder = builderFor(config);
   const spec = builder.parseConfig(config);

@@ -3,6 +3,12 @@
  * Range requests when the server honours them, else one download), or a path in Node
  * (node-source.ts, kept apart so the page bundle has no node: imports).
  */
+
+/** A file whose bytes are not what its name promises (JSON that does not parse, …). */
+export class FileFormatError extends Error {
+  override name = 'FileFormatError';
+}
+
 export interface ByteSource {
   /** File name (no folders), e.g. "model.safetensors". */
   name: string;
@@ -321,13 +327,13 @@ export async function readJson(src: ByteSource): Promise<unknown> {
   try {
     return JSON.parse(text) as unknown;
   } catch (e) {
-    throw new Error(`${src.name} is not valid JSON: ${e instanceof Error ? e.message : String(e)}`);
+    throw new FileFormatError(`${src.name} is not valid JSON: ${e instanceof Error ? e.message : String(e)}`);
   }
 }
 
 /** readJson that also insists on a JSON object (config.json, tokenizer_config.json, an index). */
 export async function readJsonObject(src: ByteSource): Promise<Record<string, unknown>> {
   const v = await readJson(src);
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`${src.name} is not a JSON object`);
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new FileFormatError(`${src.name} is not a JSON object`);
   return v as Record<string, unknown>;
 }

@@ -7,6 +7,12 @@ import { Template } from '@huggingface/jinja';
 import { Tokenizer } from '@huggingface/tokenizers';
 import type { ChatTurn, SessionTokenizer } from '../session';
 
+
+/** Tokenizer files that cannot be loaded (tokenizer.json, tokenizer_config.json, chat template). */
+export class TokenizerError extends Error {
+  override name = 'TokenizerError';
+}
+
 export interface TokenizerFiles {
   tokenizerJson: unknown;
   tokenizerConfig: Record<string, unknown> | null;
@@ -58,17 +64,17 @@ export class HfTokenizer implements SessionTokenizer {
   /** `modelEosIds`: eos_token_id of config.json / generation_config.json, merged with the tokenizer's eos_token. */
   constructor(files: TokenizerFiles, modelEosIds: number[] = []) {
     const cfg = files.tokenizerConfig ?? {};
-    if (typeof files.tokenizerJson !== 'object' || files.tokenizerJson === null || Array.isArray(files.tokenizerJson)) throw new Error('tokenizer.json is not a JSON object');
+    if (typeof files.tokenizerJson !== 'object' || files.tokenizerJson === null || Array.isArray(files.tokenizerJson)) throw new TokenizerError('tokenizer.json is not a JSON object');
     try {
       this.tok = new Tokenizer(files.tokenizerJson, cfg);
     } catch (e) {
-      throw new Error(`tokenizer.json could not be loaded: ${e instanceof Error ? e.message : String(e)}`);
+      throw new TokenizerError(`tokenizer.json could not be loaded: ${e instanceof Error ? e.message : String(e)}`);
     }
     const source = files.chatTemplate ?? templateFromConfig(cfg.chat_template);
     try {
       this.template = source ? new Template(source) : null;
     } catch (e) {
-      throw new Error(`The chat template does not parse: ${e instanceof Error ? e.message : String(e)}`);
+      throw new TokenizerError(`The chat template does not parse: ${e instanceof Error ? e.message : String(e)}`);
     }
     const special: Record<string, string> = {};
     for (const k of SPECIAL_KEYS) {
@@ -124,7 +130,7 @@ export class HfTokenizer implements SessionTokenizer {
       try {
         text = this.template.render({ ...this.specialTokens, ...opts.extra, messages, add_generation_prompt: addGenerationPrompt });
       } catch (e) {
-        throw new Error(`The chat template failed: ${e instanceof Error ? e.message : String(e)}`);
+        throw new TokenizerError(`The chat template failed: ${e instanceof Error ? e.message : String(e)}`);
       }
     }
     return { text, ids: this.encode(text) };

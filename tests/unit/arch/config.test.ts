@@ -199,14 +199,17 @@ describe('bad configs: a ConfigError naming the key and the model_type', () => {
     expect(parse({ ...without(CONFIGS.mixtral, 'num_local_experts'), num_experts: 6 }).moe.numExperts).toBe(6);
   });
   it('wrong types and values, all named at once', () => {
-    rejects({ ...CONFIGS.mixtral, num_experts_per_tok: 'two' }, /^mixtral config.json "num_experts_per_tok" must be an integer ≥ 1, got "two"$/);
-    rejects({ ...CONFIGS.mixtral, hidden_size: 32.5, vocab_size: 0 }, /^mixtral config.json "vocab_size" must be an integer ≥ 1, got 0; "hidden_size" must be an integer ≥ 1, got 32.5$/);
-    rejects({ ...CONFIGS.qwen2_moe, mlp_only_layers: [1, 'x'] }, /"mlp_only_layers.1" must be an integer ≥ 0, got "x"/);
+    rejects({ ...CONFIGS.mixtral, num_experts_per_tok: 'two' }, /^mixtral config.json "num_experts_per_tok" must be an integer from 1 to 16777216, got "two"$/);
+    rejects({ ...CONFIGS.mixtral, hidden_size: 32.5, vocab_size: 0 }, /^mixtral config.json "vocab_size" must be an integer from 1 to 16777216, got 0; "hidden_size" must be an integer from 1 to 16777216, got 32.5$/);
+    rejects({ ...CONFIGS.qwen2_moe, mlp_only_layers: [1, 'x'] }, /"mlp_only_layers.1" must be an integer from 0 to 16777216, got "x"/);
     rejects({ ...CONFIGS.qwen2_moe, norm_topk_prob: 'yes' }, /"norm_topk_prob" must be true or false, got "yes"/);
     rejects({ ...CONFIGS.qwen2_moe, rms_norm_eps: 0 }, /"rms_norm_eps" must be a number > 0, got 0/);
     rejects({ ...CONFIGS.qwen2_moe, eos_token_id: 'x' }, /"eos_token_id" must be a token id or a list of token ids/);
-    rejects({ ...CONFIGS.qwen2_moe, decoder_sparse_step: 0 }, /"decoder_sparse_step" must be an integer ≥ 1, got 0/);
-    rejects({ ...CONFIGS.mixtral, num_local_experts: 'x' }, /mixtral config.json "num_local_experts" must be an integer ≥ 1, got "x"/);
+    rejects({ ...CONFIGS.qwen2_moe, decoder_sparse_step: 0 }, /"decoder_sparse_step" must be an integer from 1 to 16777216, got 0/);
+    // Forged sizes that JavaScript calls integers (fuzzing found num_experts: 1e308 reaching an array length).
+    rejects({ ...CONFIGS.olmoe, num_experts: 1e308 }, /"num_experts" must be an integer from 1 to 4096, got 1e\+308/);
+    rejects({ ...CONFIGS.mixtral, num_hidden_layers: 2 ** 40 }, /"num_hidden_layers" must be an integer from 1 to 1024/);
+    rejects({ ...CONFIGS.mixtral, num_local_experts: 'x' }, /mixtral config.json "num_local_experts" must be an integer from 1 to 4096, got "x"/);
     rejects({ ...CONFIGS.mixtral, num_key_value_heads: 3 }, /num_attention_heads 4 is not a multiple of num_key_value_heads 3/);
     rejects({ ...CONFIGS.mixtral, num_experts_per_tok: 5 }, /num_experts_per_tok 5 is more than the 4 experts/);
     rejects({ ...CONFIGS.mixtral, head_dim: 7 }, /head_dim 7 must be even for RoPE/);

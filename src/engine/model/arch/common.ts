@@ -11,10 +11,20 @@ export type Config = Record<string, unknown>;
 
 // ---------------------------------------------------------------- config schemas
 
-/** An integer ≥ min (messages are the "must be …" part of the error). */
-export function int(min = 1) {
-  const d = `an integer ≥ ${min}`;
-  return v.pipe(v.number(d), v.integer(d), v.minValue(min, d));
+/**
+ * Largest size a config may give: a forged 1e308 is an "integer" to JavaScript, and sizes flow into
+ * array lengths and loops before any tensor is read (fuzzing found `num_experts: 1e308` throwing
+ * RangeError). Real models stay far below (vocabularies ~2^18, hidden sizes ~2^14).
+ */
+export const MAX_CONFIG_INT = 2 ** 24;
+/** Most layers and most experts a config may declare (today's largest MoE models: 94 layers, 512 experts). */
+export const MAX_LAYERS = 1024;
+export const MAX_EXPERTS = 4096;
+
+/** An integer in [min, max] (messages are the "must be …" part of the error). */
+export function int(min = 1, max = MAX_CONFIG_INT) {
+  const d = `an integer from ${min} to ${max}`;
+  return v.pipe(v.number(d), v.integer(d), v.minValue(min, d), v.maxValue(max, d));
 }
 /** A finite number (> 0 when `positive`). */
 export function num(positive = false) {
@@ -31,7 +41,7 @@ export function baseEntries(defaults: { rmsNormEps: number; maxPositions: number
   return {
     vocab_size: int(),
     hidden_size: int(),
-    num_hidden_layers: int(),
+    num_hidden_layers: int(1, MAX_LAYERS),
     num_attention_heads: int(),
     /** Resolved per arch (HF class default, or num_attention_heads when null). */
     num_key_value_heads: v.nullish(int()),
@@ -71,10 +81,10 @@ export function aliased(arch: string, config: Config, keys: string[]): unknown {
 }
 
 /** An integer read through `aliased`, checked like the schemas check. */
-export function aliasedInt(arch: string, config: Config, keys: string[], min = 1): number {
+export function aliasedInt(arch: string, config: Config, keys: string[], min = 1, max = MAX_EXPERTS): number {
   const val = aliased(arch, config, keys);
-  if (typeof val !== 'number' || !Number.isInteger(val) || val < min) {
-    throw new ConfigError(`${arch} config.json "${keys.find((k) => config[k] === val)}" must be an integer ≥ ${min}, got ${describe(val)}`);
+  if (typeof val !== 'number' || !Number.isInteger(val) || val < min || val > max) {
+    throw new ConfigError(`${arch} config.json "${keys.find((k) => config[k] === val)}" must be an integer from ${min} to ${max}, got ${describe(val)}`);
   }
   return val;
 }
