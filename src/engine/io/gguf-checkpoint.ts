@@ -57,7 +57,7 @@ export async function openGguf(file: ByteSource, opts: { checkFinite?: boolean }
     try {
       tokenizer = new HfTokenizer(tok.files, spec.eosTokenIds);
     } catch (e) {
-      throw new Error(`${file.name}: the tokenizer in its metadata could not be built: ${e instanceof Error ? e.message : String(e)}`);
+      throw new GgufError(`${file.name}: the tokenizer in its metadata could not be built: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
   return { spec, slots, reader, tokenizer, config, warnings: tok?.warnings ?? [] };

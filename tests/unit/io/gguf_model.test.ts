@@ -5,7 +5,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { openCheckpoint } from '../../../src/engine/io/checkpoint';
+import { CheckpointError, openCheckpoint } from '../../../src/engine/io/checkpoint';
 import { GgufError, GgufMetadata, readGgufHeader } from '../../../src/engine/io/gguf';
 import { unpermuteRows } from '../../../src/engine/io/gguf-reader';
 import { ggufTokenizer, mergesFromScores } from '../../../src/engine/io/gguf-tokenizer';
@@ -210,7 +210,7 @@ describe('GGUF model files with corrupted headers', () => {
             const ck = await openCheckpoint([memorySource('g.gguf', b)]);
             for (const s of ck.slots) await s.load(ck.reader);
           } catch (e) {
-            expect(e instanceof GgufError || (e instanceof Error && e.constructor === Error && e.message.startsWith('g.gguf: '))).toBe(true);
+            expect(e instanceof GgufError || (e instanceof CheckpointError && e.message.startsWith('g.gguf: '))).toBe(true);
           }
         }),
         { numRuns: 500 },
