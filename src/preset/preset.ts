@@ -11,8 +11,16 @@ import type { RouterConfig } from '../engine/moe/router';
 import { checkModelUrl } from './model-url';
 
 export const PRESET_VERSION = 1;
-/** Longer links are refused before parsing (a bias list for 256 experts fits easily). */
-export const MAX_QUERY_LENGTH = 8192;
+/** Longest model URL a link may carry (as normalised; the common limit of browsers and servers). */
+export const MAX_MODEL_URL_LENGTH = 2048;
+/**
+ * Longer links are refused before parsing. It must hold every link encodePreset writes for a
+ * preset this page decodes, or sharing a link that opened fine gives one that does not (fuzzing
+ * found: at 8192, a 2.5 k-character link re-encoded past the limit). The longest: 256 biases of up
+ * to 25 characters with "%2C" between them (7.2 k), 256 ablated ids (1.5 k), a model URL of
+ * MAX_MODEL_URL_LENGTH whose every character URLSearchParams writes as %XX (6.1 k), the knobs (0.2 k).
+ */
+export const MAX_QUERY_LENGTH = 16384;
 const MAX_EXPERTS = 256;
 
 export type ModelRef = { kind: 'demo' } | { kind: 'url'; url: string };
@@ -80,6 +88,12 @@ const QuerySchema = v.object({
 
 function parseModel(s: string, origin?: string): ModelRef {
   if (s === 'demo') return { kind: 'demo' };
+  const ref = parseModelUrl(s, origin);
+  if (ref.url.length > MAX_MODEL_URL_LENGTH) throw new PresetError('model', `URL longer than ${MAX_MODEL_URL_LENGTH} characters`);
+  return ref;
+}
+
+function parseModelUrl(s: string, origin?: string): { kind: 'url'; url: string } {
   if (origin !== undefined) {
     // The page knows its origin: the same rule as a typed URL (https, or plain http on this server).
     try {

@@ -13,7 +13,6 @@ import { SafetensorsCheckpoint } from './safetensors';
 import { baseName, readJsonObject, readText, type ByteSource } from './source';
 import { HfTokenizer } from './tokenizer';
 
-
 /** A checkpoint (its files together) that cannot be loaded, with the reason. */
 export class CheckpointError extends Error {
   override name = 'CheckpointError';
@@ -66,13 +65,24 @@ export function checkSlotSources(arch: string, slots: WeightSlot[], reader: Tens
   throw new CheckpointError(`The checkpoint does not match its config.json (${count} problem${count > 1 ? 's' : ''}):\n  ${problems.join('\n  ')}${more}`);
 }
 
+/** validateSlots (model/weights.ts) speaks plain Error; the loader's callers expect a typed refusal. */
+function checkLimits(slots: WeightSlot[], reader: TensorReader, limits: { maxStorageBufferBindingSize: number }): void {
+  try {
+    validateSlots(slots, reader, limits);
+  } catch (e) {
+    throw new CheckpointError(e instanceof Error ? e.message : String(e));
+  }
+}
+
 /** eos_token_id of generation_config.json (what transformers' generate() stops on), or []. */
 async function generationEos(file: ByteSource | undefined): Promise<number[]> {
   if (!file) return [];
   const g = await readJsonObject(file);
   const v = g.eos_token_id;
-  if (Number.isInteger(v)) return [v as number];
-  if (Array.isArray(v) && v.every((x) => Number.isInteger(x))) return v as number[];
+  // Token ids only: fuzzing found -1 taken as a stop token (config.json's own ids are checked the same way).
+  const isId = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0;
+  if (isId(v)) return [v];
+  if (Array.isArray(v) && v.every(isId)) return v;
   return [];
 }
 
@@ -93,7 +103,7 @@ export async function openCheckpoint(files: ByteSource[], opts: OpenCheckpointOp
       // The config here was rebuilt from the file's metadata: say so rather than "config.json".
       throw e instanceof Error ? new CheckpointError(`${ggufs[0]!.name}: ${e.message.replace('its config.json', 'its own metadata')}`) : e;
     }
-    if (o.limits) validateSlots(g.slots, g.reader, o.limits);
+    if (o.limits) checkLimits(g.slots, g.reader, o.limits);
     const parameters = g.slots.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
     return { spec: g.spec, slots: g.slots, reader: g.reader, checkpoint: g.reader, tokenizer: g.tokenizer, config: g.config, parameters };
   }
@@ -110,7 +120,7 @@ export async function openCheckpoint(files: ByteSource[], opts: OpenCheckpointOp
   const reader = await SafetensorsCheckpoint.open(files, { checkFinite: o.checkFinite ?? true });
   const slots = builder.weightSlots(spec, reader);
   checkSlotSources(spec.arch, slots, reader);
-  if (o.limits) validateSlots(slots, reader, o.limits);
+  if (o.limits) checkLimits(slots, reader, o.limits);
 
   let tokenizer: HfTokenizer | null = null;
   const tj = byName.get('tokenizer.json');

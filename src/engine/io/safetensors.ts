@@ -5,6 +5,7 @@
  * the data and not overlapping. Every error names the file and the tensor.
  */
 import type { TensorReader } from '../model/spec';
+import { previewValue } from './preview';
 import { baseName, readJson, type ByteSource } from './source';
 
 export type DType = 'F32' | 'F16' | 'BF16';
@@ -232,7 +233,7 @@ export class SafetensorsCheckpoint implements TensorReader {
       if (!isObject(map)) throw new SafetensorsError(`${index.name}: no "weight_map" object`);
       const shardNames: string[] = [];
       for (const [tensor, shard] of Object.entries(map)) {
-        if (typeof shard !== 'string' || shard === '') throw new SafetensorsError(`${index.name}: weight_map["${tensor}"] must be a file name, got ${JSON.stringify(shard)}`);
+        if (typeof shard !== 'string' || shard === '') throw new SafetensorsError(`${index.name}: weight_map["${tensor}"] must be a file name, got ${previewValue(shard)}`);
         if (!shardNames.includes(shard)) shardNames.push(shard);
       }
       const missing = shardNames.filter((s) => !byName.has(baseName(s)));

@@ -49,6 +49,38 @@ export function templateFromConfig(v: unknown): string | null {
   return null;
 }
 
+const isTokenId = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0;
+const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+
+/**
+ * The parts of tokenizer.json that hold token ids, checked before the library sees them: it takes
+ * them as given, so an id written as a string ("0") loaded and then made encode() return ids that
+ * decode() refuses (fuzzing found). Throws a TokenizerError naming the field.
+ */
+export function checkTokenizerJson(json: Record<string, unknown>): void {
+  const bad = (why: string): never => {
+    throw new TokenizerError(`tokenizer.json: ${why}`);
+  };
+  const added = json.added_tokens;
+  if (added !== undefined && added !== null) {
+    if (!Array.isArray(added)) bad('"added_tokens" must be a list');
+    (added as unknown[]).forEach((t, i) => {
+      if (!isObj(t) || !isTokenId(t.id) || typeof t.content !== 'string') bad(`added_tokens[${i}] must have an integer "id" ≥ 0 and a string "content"`);
+    });
+  }
+  const model = json.model;
+  if (!isObj(model)) return bad('"model" must be an object');
+  const vocab = model.vocab;
+  if (Array.isArray(vocab)) {
+    // Unigram: [piece, score] pairs, the id being the position.
+    vocab.forEach((e, i) => {
+      if (!Array.isArray(e) || typeof e[0] !== 'string' || typeof e[1] !== 'number' || !Number.isFinite(e[1])) bad(`model.vocab[${i}] must be a [piece, score] pair`);
+    });
+  } else if (isObj(vocab)) {
+    for (const k in vocab) if (Object.hasOwn(vocab, k) && !isTokenId(vocab[k])) bad(`model.vocab[${JSON.stringify(k.slice(0, 40))}] must be an integer id ≥ 0`);
+  } else if (vocab !== undefined) bad('"model.vocab" must be an object or a list');
+}
+
 const SPECIAL_KEYS = ['bos_token', 'eos_token', 'unk_token', 'pad_token', 'sep_token', 'cls_token', 'mask_token'] as const;
 
 export class HfTokenizer implements SessionTokenizer {
@@ -64,7 +96,8 @@ export class HfTokenizer implements SessionTokenizer {
   /** `modelEosIds`: eos_token_id of config.json / generation_config.json, merged with the tokenizer's eos_token. */
   constructor(files: TokenizerFiles, modelEosIds: number[] = []) {
     const cfg = files.tokenizerConfig ?? {};
-    if (typeof files.tokenizerJson !== 'object' || files.tokenizerJson === null || Array.isArray(files.tokenizerJson)) throw new TokenizerError('tokenizer.json is not a JSON object');
+    if (!isObj(files.tokenizerJson)) throw new TokenizerError('tokenizer.json is not a JSON object');
+    checkTokenizerJson(files.tokenizerJson);
     try {
       this.tok = new Tokenizer(files.tokenizerJson, cfg);
     } catch (e) {
@@ -95,12 +128,21 @@ export class HfTokenizer implements SessionTokenizer {
 
   /** Ids of `text`; special tokens (BOS, …) only when asked, as in a chat-templated prompt. */
   encode(text: string, opts: { addSpecialTokens?: boolean } = {}): number[] {
-    return this.tok.encode(text, { add_special_tokens: opts.addSpecialTokens ?? false }).ids;
+    try {
+      return this.tok.encode(text, { add_special_tokens: opts.addSpecialTokens ?? false }).ids;
+    } catch (e) {
+      // The library checks little at load; what a tokenizer.json gets wrong can surface here.
+      throw new TokenizerError(`tokenizer.json: encoding failed: ${e instanceof Error ? e.message : String(e)}`);
+    }
   }
 
   decode(ids: number[], opts: { skipSpecialTokens?: boolean } = {}): string {
     if (ids.length === 0) return ''; // the library refuses an empty list
-    return this.tok.decode(ids, { skip_special_tokens: opts.skipSpecialTokens ?? false });
+    try {
+      return this.tok.decode(ids, { skip_special_tokens: opts.skipSpecialTokens ?? false });
+    } catch (e) {
+      throw new TokenizerError(`tokenizer.json: decoding failed: ${e instanceof Error ? e.message : String(e)}`);
+    }
   }
 
   tokenToId(token: string): number | undefined {

@@ -57,7 +57,8 @@ describe('URL preset', () => {
     ['?v=1&model=not a url', /"model": must be "demo" or an http\(s\) URL/],
     ['?v=1&__proto__=1', /"__proto__": is not a preset parameter/],
     ['?v=1&k=2&k=3', /"k": appears twice/],
-    [`?v=1&bias=${'0,'.repeat(5000)}0`, /"\(link\)": longer than/],
+    [`?v=1&bias=${'0,'.repeat(10000)}0`, /"\(link\)": longer than/],
+    [`?v=1&model=https://a.example/${'x'.repeat(2048)}`, /"model": URL longer than 2048 characters/],
   ];
   for (const [query, msg] of bad) {
     it(`rejects ${query.slice(0, 48)}${query.length > 48 ? '…' : ''}`, () => {

@@ -5,6 +5,7 @@
  * experts stacked from per-expert tensors or taken from a fused 3-D tensor).
  */
 import * as v from 'valibot';
+import { previewValue } from '../../io/preview';
 import { ConfigError, layerSlot, type LayerSlot, type ModelSpec, type RopeScaling, type SlotName, type TensorReader, type WeightSlot } from '../spec';
 
 export type Config = Record<string, unknown>;
@@ -56,10 +57,7 @@ export function baseEntries(defaults: { rmsNormEps: number; maxPositions: number
   };
 }
 
-function describe(input: unknown): string {
-  const s = JSON.stringify(input);
-  return s === undefined ? String(input) : s.length > 60 ? `${s.slice(0, 57)}...` : s;
-}
+const describe = (input: unknown): string => previewValue(input);
 
 /** Parses `config` with `schema`; every problem (up to 5) in one ConfigError naming the keys. */
 export function parseWith<S extends v.GenericSchema>(arch: string, schema: S, config: Config): v.InferOutput<S> {
@@ -175,6 +173,20 @@ export const neutral = { embeddingMultiplier: 1, residualMultiplier: 1, attentio
  */
 export function capToWindow(maxPositions: number, window: number | null): number {
   return window !== null && window > 0 ? Math.min(maxPositions, window) : maxPositions;
+}
+
+/**
+ * Most layers × experts a config may declare. Checkpoints in the per-expert layout get three weight
+ * sources per expert and layer, built before any tensor is looked up: a 300-byte config.json with
+ * 1024 layers × 4096 experts (each within its own bound) made 12.6 M of them, 8 s and gigabytes
+ * (fuzzing found). Today's largest MoE models declare ~24 k (Qwen3-Next 48 × 512, Kimi K2 61 × 384).
+ */
+export const MAX_EXPERT_TOTAL = 2 ** 16;
+
+export function checkExpertTotal(arch: string, numLayers: number, numExperts: number): void {
+  if (numLayers * numExperts > MAX_EXPERT_TOTAL) {
+    throw new ConfigError(`${arch} config.json: ${numLayers} layers × ${numExperts} experts is ${numLayers * numExperts} experts in all, more than the ${MAX_EXPERT_TOTAL} this loader accepts`);
+  }
 }
 
 /** top-k must be between 1 and the number of experts. */

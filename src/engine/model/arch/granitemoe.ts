@@ -10,7 +10,7 @@
  */
 import * as v from 'valibot';
 import { layerSlot, type ArchBuilder, type ModelSpec } from '../spec';
-import { aliasedInt, attentionSlots, attentionSpec, baseEntries, bool, checkTopK, fusedExperts, globalSlots, int, num, parseWith, single } from './common';
+import { aliasedInt, attentionSlots, attentionSpec, baseEntries, bool, checkExpertTotal, checkTopK, fusedExperts, globalSlots, int, num, parseWith, single } from './common';
 
 const schema = v.looseObject({
   ...baseEntries({ rmsNormEps: 1e-6, maxPositions: 2048, bos: 1, eos: 2 }),
@@ -31,6 +31,7 @@ export const graniteMoe: ArchBuilder = {
     const base = attentionSpec(arch, c, config, { defaultTheta: 10000, defaultKvHeads: null });
     const numExperts = aliasedInt(arch, config, ['num_local_experts', 'num_experts']);
     checkTopK(arch, c.num_experts_per_tok, numExperts);
+    checkExpertTotal(arch, base.numLayers, numExperts);
     return {
       arch,
       ...base,

@@ -1,4 +1,5 @@
 /** The architecture builders, by HF model_type. Adding an architecture: one file + one line here. */
+import { previewValue } from '../../io/preview';
 import { ConfigError, type ArchBuilder } from '../spec';
 import { graniteMoe } from './granitemoe';
 import { mixtral } from './mixtral';
@@ -20,7 +21,7 @@ export const SUPPORTED_MODEL_TYPES = Object.keys(BUILDERS);
 export function builderFor(config: Record<string, unknown>): ArchBuilder {
   const type = config.model_type;
   if (type === undefined || type === null) throw new ConfigError(`config.json has no "model_type" (supported: ${SUPPORTED_MODEL_TYPES.join(', ')})`);
-  if (typeof type !== 'string') throw new ConfigError(`config.json: "model_type" must be a string, got ${JSON.stringify(type)}`);
+  if (typeof type !== 'string') throw new ConfigError(`config.json: "model_type" must be a string, got ${previewValue(type)}`);
   const b = Object.hasOwn(BUILDERS, type) ? BUILDERS[type] : undefined;
   if (!b) throw new ConfigError(`model_type "${type}" is not supported; supported: ${SUPPORTED_MODEL_TYPES.join(', ')}`);
   return b;

@@ -6,7 +6,7 @@
  */
 import * as v from 'valibot';
 import { layerSlot, type ArchBuilder, type ModelSpec } from '../spec';
-import { aliasedInt, attentionSlots, attentionSpec, baseEntries, capToWindow, checkTopK, expertSlots, globalSlots, int, neutral, parseWith, single } from './common';
+import { aliasedInt, attentionSlots, attentionSpec, baseEntries, capToWindow, checkExpertTotal, checkTopK, expertSlots, globalSlots, int, neutral, parseWith, single } from './common';
 
 const schema = v.looseObject({
   ...baseEntries({ rmsNormEps: 1e-5, maxPositions: 4096 * 32, bos: 1, eos: 2 }),
@@ -23,6 +23,7 @@ export const mixtral: ArchBuilder = {
     const base = attentionSpec(arch, c, config, { defaultTheta: 1e6, defaultKvHeads: 8 });
     const numExperts = aliasedInt(arch, config, ['num_local_experts', 'num_experts']);
     checkTopK(arch, c.num_experts_per_tok, numExperts);
+    checkExpertTotal(arch, base.numLayers, numExperts);
     return {
       arch,
       ...base,

@@ -6,7 +6,7 @@
  */
 import * as v from 'valibot';
 import { ConfigError, layerSlot, type ArchBuilder, type ModelSpec } from '../spec';
-import { aliasedInt, attentionSlots, attentionSpec, baseEntries, bool, checkTopK, expertSlots, globalSlots, int, neutral, num, parseWith, projNames, single } from './common';
+import { aliasedInt, attentionSlots, attentionSpec, baseEntries, bool, checkExpertTotal, checkTopK, expertSlots, globalSlots, int, neutral, num, parseWith, projNames, single } from './common';
 
 const schema = v.looseObject({
   ...baseEntries({ rmsNormEps: 1e-5, maxPositions: 4096, bos: null, eos: 50279 }),
@@ -26,6 +26,7 @@ export const olmoe: ArchBuilder = {
     const base = attentionSpec(arch, c, config, { defaultTheta: 10000, defaultKvHeads: null });
     const numExperts = aliasedInt(arch, config, ['num_experts', 'num_local_experts']);
     checkTopK(arch, c.num_experts_per_tok, numExperts);
+    checkExpertTotal(arch, base.numLayers, numExperts);
     return {
       arch,
       ...base,

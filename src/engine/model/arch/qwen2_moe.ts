@@ -6,7 +6,7 @@
  */
 import * as v from 'valibot';
 import { ConfigError, layerSlot, type ArchBuilder, type ModelSpec } from '../spec';
-import { aliasedInt, attentionSpec, baseEntries, bool, capToWindow, checkTopK, expertSlots, globalSlots, int, intList, mlpSlots, neutral, parseWith, projNames, single, sparseLayers, attentionSlots } from './common';
+import { aliasedInt, attentionSpec, baseEntries, bool, capToWindow, checkExpertTotal, checkTopK, expertSlots, globalSlots, int, intList, mlpSlots, neutral, parseWith, projNames, single, sparseLayers, attentionSlots } from './common';
 
 const schema = v.looseObject({
   ...baseEntries({ rmsNormEps: 1e-6, maxPositions: 32768, bos: null, eos: null }),
@@ -39,6 +39,7 @@ export const qwen2Moe: ArchBuilder = {
     const base = attentionSpec(arch, c, config, { defaultTheta: 10000, defaultKvHeads: 16 });
     const numExperts = aliasedInt(arch, config, ['num_experts', 'num_local_experts'], 0);
     checkTopK(arch, c.num_experts_per_tok, numExperts);
+    checkExpertTotal(arch, base.numLayers, numExperts);
     if (c.layer_types && c.layer_types.length !== base.numLayers) throw new ConfigError(`${arch} config.json: "layer_types" has ${c.layer_types.length} entries for ${base.numLayers} layers`);
     const layers = sparseLayers(base.numLayers, numExperts, c.decoder_sparse_step, c.mlp_only_layers);
     if (layers.some((l) => l.mlp === 'dense') && c.intermediate_size == null) throw new ConfigError(`${arch} config.json is missing "intermediate_size" (the width of its dense MLP layers)`);

@@ -5,7 +5,7 @@
  */
 import * as v from 'valibot';
 import { ConfigError, type ArchBuilder, type ModelSpec } from '../spec';
-import { aliasedInt, attentionSpec, baseEntries, bool, capToWindow, checkTopK, int, intList, neutral, parseWith, sparseLayers } from './common';
+import { aliasedInt, attentionSpec, baseEntries, bool, capToWindow, checkExpertTotal, checkTopK, int, intList, neutral, parseWith, sparseLayers } from './common';
 import { qwen2Moe } from './qwen2_moe';
 
 const schema = v.looseObject({
@@ -30,6 +30,7 @@ export const qwen3Moe: ArchBuilder = {
     // transformers 5 writes num_local_experts (num_experts is its alias); 4.x wrote num_experts.
     const numExperts = aliasedInt(arch, config, ['num_experts', 'num_local_experts'], 0);
     checkTopK(arch, c.num_experts_per_tok, numExperts);
+    checkExpertTotal(arch, base.numLayers, numExperts);
     const layers = sparseLayers(base.numLayers, numExperts, c.decoder_sparse_step, c.mlp_only_layers);
     if (layers.some((l) => l.mlp === 'dense') && c.intermediate_size == null) throw new ConfigError(`${arch} config.json is missing "intermediate_size" (the width of its dense MLP layers)`);
     return {
