@@ -1,204 +1,396 @@
 /**
- * Every parser that reads what a user drops on the page or pastes into the address bar, as fuzz
- * targets: an input generator (mutations of a valid file, plus pure noise) and the call under test.
- * The property (runFuzz): any input either loads or throws one of our typed errors with a message —
- * never another exception, never a hang (a per-case timeout), never a giant allocation from a
- * forged length (that would show up as a timeout or an out-of-memory crash of the run).
+ * Every parser that reads what a user drops on the page or pastes into the address bar, as a fuzz
+ * target: an input generator (structured mutations of valid inputs, plus noise), the call under
+ * test (through a ByteSource that flags out-of-bounds reads, as the page's files arrive), the
+ * typed errors it may throw, and a sanity check of what it returns when it loads. runFuzz
+ * (run.ts) checks the property.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import fc from 'fast-check';
-import { CheckpointError, openCheckpoint } from '../../src/engine/io/checkpoint';
+import { CheckpointError, checkSlotSources, openCheckpoint } from '../../src/engine/io/checkpoint';
 import { GgufError, readGgufHeader } from '../../src/engine/io/gguf';
-import { readHeader, SafetensorsError } from '../../src/engine/io/safetensors';
-import { FileFormatError, memorySource } from '../../src/engine/io/source';
+import { readHeader, SafetensorsCheckpoint, SafetensorsError, SUPPORTED_DTYPES, type DType, type SafetensorsHeader } from '../../src/engine/io/safetensors';
+import { FileFormatError, readJsonObject, readText, type ByteSource } from '../../src/engine/io/source';
 import { HfTokenizer, TokenizerError } from '../../src/engine/io/tokenizer';
 import { builderFor } from '../../src/engine/model/arch';
-import { ConfigError } from '../../src/engine/model/spec';
+import { ConfigError, type ModelSpec, type TensorReader, type WeightSlot } from '../../src/engine/model/spec';
+import type { RouterConfig } from '../../src/engine/moe/router';
 import { GgmlTypeError } from '../../src/engine/quant/gguf-blocks';
-import { decodePreset, PresetError } from '../../src/preset/preset';
-import { ModelUrlError } from '../../src/preset/model-url';
+import { decodePreset, encodePreset, PresetError, type Preset } from '../../src/preset/preset';
 import { mv, writeGguf } from '../unit/io/gguf_writer';
-import { f32Bytes, writeSafetensors } from '../unit/io/safetensors_writer';
-import { tinyTokenizer } from '../unit/io/tiny_tokenizer';
+import { f32Bytes } from '../unit/io/safetensors_writer';
+import { guardedSource } from './guards';
+import { bytesFrom, fileBytes, forgedU64, hostileValue, jsonOp, jsonText, jsonTextFrom, mutateBytes, mutateJson, stringFrom, byteOp } from './mutate';
+import { CHAT_TEMPLATES, CHECKPOINTS, CONFIG_DOCS, JINJA_PIECES, PRESET_PIECES, PRESET_SEEDS, SAFETENSORS_DOCS, SAFETENSORS_FILES, SHARDED, TOKENIZER_CONFIG_DOCS, TOKENIZER_DOCS } from './seeds';
+import type { AnyTarget, FuzzTarget } from './run';
 
-export interface FuzzTarget<T> {
-  name: string;
-  input: fc.Arbitrary<T>;
-  run(input: T): unknown;
-  /** Errors this parser is allowed to throw (ours, with a message). */
-  typed: Array<new (...args: never[]) => Error>;
-}
-
-const root = join(import.meta.dirname, '..', '..');
 const enc = new TextEncoder();
+const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+const file = (name: string, bytes: Uint8Array) => guardedSource(name, bytes);
 
-// ---- byte-level mutations of a valid file ----
-type ByteOp = { kind: 'flip'; at: number; v: number } | { kind: 'cut'; at: number } | { kind: 'insert'; at: number; bytes: Uint8Array } | { kind: 'u64'; at: number; v: bigint };
-const byteOp: fc.Arbitrary<ByteOp> = fc.oneof(
-  fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), v: fc.integer({ min: 0, max: 255 }) }),
-  fc.record({ kind: fc.constant('cut' as const), at: fc.nat() }),
-  fc.record({ kind: fc.constant('insert' as const), at: fc.nat(), bytes: fc.uint8Array({ maxLength: 16 }) }),
-  // A forged length or count: small, huge, or just past the file.
-  fc.record({ kind: fc.constant('u64' as const), at: fc.nat(), v: fc.oneof(fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), fc.constantFrom(0n, 1n, 0xffffffffn, 1n << 53n, (1n << 64n) - 1n)) }),
-);
-
-function mutateBytes(seed: Uint8Array, ops: ByteOp[]): Uint8Array {
-  let b = seed.slice();
-  for (const op of ops) {
-    const at = b.length ? op.at % (b.length + 1) : 0;
-    if (op.kind === 'flip' && at < b.length) b[at] = op.v;
-    else if (op.kind === 'cut') b = b.slice(0, at);
-    else if (op.kind === 'insert') b = Uint8Array.from([...b.subarray(0, at), ...op.bytes, ...b.subarray(at)]);
-    else if (op.kind === 'u64' && at + 8 <= b.length) new DataView(b.buffer, b.byteOffset).setBigUint64(at, op.v, true);
-  }
-  return b;
+function assert(ok: boolean, why: string): asserts ok {
+  if (!ok) throw new Error(why);
 }
 
-/** Mutations of one of `seeds`, or random bytes. */
-function bytesFrom(seeds: Uint8Array[]): fc.Arbitrary<Uint8Array> {
-  return fc.oneof(
-    { weight: 4, arbitrary: fc.tuple(fc.nat(seeds.length - 1), fc.array(byteOp, { minLength: 1, maxLength: 6 })).map(([i, ops]) => mutateBytes(seeds[i]!, ops)) },
-    { weight: 1, arbitrary: fc.uint8Array({ maxLength: 512 }) },
-  );
-}
+// ------------------------------------------------------------------ safetensors (one file)
 
-// ---- JSON-level mutations of a valid document ----
-type JsonOp = { path: number; kind: 'set' | 'delete'; value: unknown };
-const hostile = fc.oneof(
-  fc.jsonValue({ maxDepth: 3 }),
-  fc.constantFrom(-1, 0, 1e308, -1e308, 2 ** 53, 2 ** 31, 1.5, 'NaN', '', '__proto__', null, [], {}, true, 'x'.repeat(300)),
+/** Values for the fields of a header entry: dtypes known and not, forged shapes and offsets. */
+const headerValue: fc.Arbitrary<unknown> = fc.oneof(
+  { weight: 2, arbitrary: fc.constantFrom<unknown>('F32', 'F16', 'BF16', 'F64', 'I8', 'BOOL', 'F8_E4M3', 'f32', 'F32 ', 'F', '', '__proto__', 'hasOwnProperty', 'toString') },
+  { weight: 2, arbitrary: fc.constantFrom<unknown>([], [0], [1], [-1], [1.5], [2 ** 53], [2 ** 31, 2 ** 31], [2 ** 26, 2 ** 26, 2 ** 26], ['2'], [null], Array(64).fill(2), [1e308], [Number.MAX_SAFE_INTEGER]) },
+  { weight: 2, arbitrary: fc.constantFrom<unknown>([0, 0], [4, 0], [0, 4], [0, 2 ** 53], [2 ** 53, 2 ** 53 + 4], [0, -4], [-4, 0], [0], [0, 4, 8], ['0', '4'], [0.5, 4.5], [1e308, 1e308], [0, 2 ** 32]) },
+  { weight: 1, arbitrary: fc.tuple(fc.nat(4096), fc.nat(4096)).map(([a, b]) => [Math.min(a, b), Math.max(a, b)]) },
+  { weight: 2, arbitrary: hostileValue },
 );
-const jsonOp: fc.Arbitrary<JsonOp> = fc.record({ path: fc.nat(), kind: fc.constantFrom('set' as const, 'delete' as const), value: hostile });
 
-function paths(v: unknown, at: Array<string | number> = [], out: Array<Array<string | number>> = []): Array<Array<string | number>> {
-  out.push(at);
-  if (out.length > 5000) return out;
-  if (Array.isArray(v)) v.slice(0, 50).forEach((x, i) => paths(x, [...at, i], out));
-  else if (v && typeof v === 'object') for (const k of Object.keys(v)) paths((v as Record<string, unknown>)[k], [...at, k], out);
+/** A header document mutated, re-serialised with a correct or forged length, over intact, cut or grown data. */
+const structuredSafetensors: fc.Arbitrary<Uint8Array> = fc
+  .record({
+    doc: fc.nat(SAFETENSORS_DOCS.length - 1),
+    ops: fc.array(jsonOp(headerValue), { minLength: 1, maxLength: 4 }),
+    length: fc.oneof({ weight: 4, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: forgedU64 }, { weight: 1, arbitrary: fc.integer({ min: -8, max: 8 }) }),
+    data: fc.oneof({ weight: 4, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: -64, max: 64 }) }),
+  })
+  .map(({ doc, ops, length, data }) => {
+    const d = SAFETENSORS_DOCS[doc]!;
+    const text = enc.encode(jsonText(mutateJson(d.header, ops)));
+    const body = data >= 0 ? Uint8Array.from([...d.data, ...new Uint8Array(data)]) : d.data.subarray(0, Math.max(0, d.data.length + data));
+    const out = new Uint8Array(8 + text.length + body.length);
+    const len = length === null ? BigInt(text.length) : typeof length === 'bigint' ? length : BigInt(Math.max(0, text.length + length));
+    new DataView(out.buffer).setBigUint64(0, len, true);
+    out.set(text, 8);
+    out.set(body, 8 + text.length);
+    return out;
+  });
+
+/** Any text as a header, behind a length that matches it. */
+const textHeader = fc.string({ maxLength: 200, unit: 'binary' }).map((t) => {
+  const b = enc.encode(t);
+  const out = new Uint8Array(8 + b.length);
+  new DataView(out.buffer).setBigUint64(0, BigInt(b.length), true);
+  out.set(b, 8);
+  return out;
+});
+
+async function readAll(ckpt: SafetensorsCheckpoint): Promise<Map<string, Float32Array>> {
+  const out = new Map<string, Float32Array>();
+  for (const name of ckpt.names().slice(0, 400)) out.set(name, await ckpt.read(name));
   return out;
 }
 
-function mutateJson(seed: unknown, ops: JsonOp[]): unknown {
-  let doc: unknown = structuredClone(seed);
-  for (const op of ops) {
-    const all = paths(doc);
-    const path = all[op.path % all.length]!;
-    if (path.length === 0) {
-      if (op.kind === 'set') doc = op.value;
-      continue;
+/** What a header that loaded must promise: spans inside the data, sized by shape × dtype, apart. */
+function checkHeader(h: SafetensorsHeader, size: number): void {
+  const spans = [...h.tensors.values()].sort((a, b) => a.begin - b.begin);
+  let prevEnd = 0;
+  for (const t of spans) {
+    assert(Object.hasOwn(SUPPORTED_DTYPES, t.dtype), `tensor "${t.name}": dtype ${t.dtype}`);
+    assert(t.shape.every((d) => Number.isSafeInteger(d) && d >= 0), `tensor "${t.name}": shape ${JSON.stringify(t.shape)}`);
+    assert(t.begin >= 8 && t.end <= size && t.end - t.begin === numel(t.shape) * SUPPORTED_DTYPES[t.dtype as DType], `tensor "${t.name}": span ${t.begin}-${t.end} in ${size} bytes`);
+    if (t.end > t.begin) {
+      assert(t.begin >= prevEnd, `tensor "${t.name}" overlaps the one before`);
+      prevEnd = t.end;
     }
-    let parent = doc as Record<string | number, unknown>;
-    for (const k of path.slice(0, -1)) parent = parent[k] as Record<string | number, unknown>;
-    const key = path[path.length - 1]!;
-    if (op.kind === 'delete') {
-      if (Array.isArray(parent)) parent.splice(Number(key), 1);
-      else delete parent[key];
-    } else parent[key] = structuredClone(op.value);
   }
-  return doc;
+  for (const v of Object.values(h.metadata)) assert(typeof v === 'string', 'metadata value not a string');
 }
 
-function jsonFrom(seeds: unknown[]): fc.Arbitrary<unknown> {
-  return fc.oneof(
-    { weight: 5, arbitrary: fc.tuple(fc.nat(seeds.length - 1), fc.array(jsonOp, { minLength: 1, maxLength: 4 })).map(([i, ops]) => mutateJson(seeds[i], ops)) },
-    { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 4 }) },
-  );
-}
+const safetensorsHeader: FuzzTarget<Uint8Array> = {
+  name: 'safetensors header (one file)',
+  input: fc.oneof(
+    { weight: 4, arbitrary: structuredSafetensors },
+    { weight: 3, arbitrary: bytesFrom([...SAFETENSORS_FILES, CHECKPOINTS[2]!.weights]) },
+    // The 8-byte length itself forged, over an intact file.
+    { weight: 1, arbitrary: fc.tuple(fc.nat(SAFETENSORS_FILES.length - 1), forgedU64).map(([i, v]) => mutateBytes(SAFETENSORS_FILES[i]!, [{ kind: 'u64', at: 0, v }])) },
+    { weight: 1, arbitrary: textHeader },
+  ),
+  async run(bytes) {
+    const src = file('model.safetensors', bytes);
+    const header = await readHeader(src);
+    const ckpt = await SafetensorsCheckpoint.open([src]);
+    return { header, size: bytes.length, data: await readAll(ckpt), ckpt };
+  },
+  typed: [SafetensorsError],
+  check(r) {
+    const { header, size, data, ckpt } = r as { header: SafetensorsHeader; size: number; data: Map<string, Float32Array>; ckpt: SafetensorsCheckpoint };
+    checkHeader(header, size);
+    for (const [name, d] of data) assert(d.length === numel(ckpt.shape(name)), `tensor "${name}": read ${d.length} values for shape ${JSON.stringify(ckpt.shape(name))}`);
+  },
+};
 
-// ---- seeds ----
-const safetensorsSeeds = [
-  writeSafetensors({ a: { dtype: 'F32', shape: [2, 3], bytes: f32Bytes([1, 2, 3, 4, 5, 6]) }, b: { dtype: 'F32', shape: [3], bytes: f32Bytes([7, 8, 9]) } }),
-  readFileSync(join(root, 'tests/fixtures/olmoe_e8k2_tied/model.safetensors')).subarray(0, 4096),
-];
-const fixtureDirs = ['olmoe_e8k2_tied', 'qwen3_moe_e16k4_step2', 'mixtral_e4k2_legacy', 'qwen2_moe_e8k2_shared', 'granitemoe_e4k2'];
-const configs = fixtureDirs.map((d) => JSON.parse(readFileSync(join(root, 'tests/fixtures', d, 'config.json'), 'utf8')) as Record<string, unknown>);
-const olmoeWeights = readFileSync(join(root, 'tests/fixtures/olmoe_e8k2_tied/model.safetensors'));
-const olmoeNames = Object.keys(JSON.parse(new TextDecoder().decode(olmoeWeights.subarray(8, 8 + Number(new DataView(olmoeWeights.buffer, olmoeWeights.byteOffset).getBigUint64(0, true)))))).filter((k) => k !== '__metadata__');
-const indexSeed = { metadata: { total_size: olmoeWeights.length }, weight_map: Object.fromEntries(olmoeNames.map((n) => [n, 'model-00001-of-00001.safetensors'])) };
-const tokenizerSeeds = [tinyTokenizer().json];
-const ggufSeeds = [
-  writeGguf([['general.architecture', mv.str('olmoe')], ['olmoe.block_count', mv.u32(1)], ['tokenizer.ggml.tokens', mv.strs(['a', 'b'])]], [{ name: 't', type: 0, ne: [4, 2], bytes: f32Bytes([1, 2, 3, 4, 5, 6, 7, 8]) }]),
-];
-const presetSeeds = ['?v=1&k=3&score=sigmoid&temp=0.7&noise=0.1&seed=7&renorm=1&groups=4&topkg=2&gscore=top2&bias=0:0.5,3:-1&off=2,5&cap=1.25&scale=2.5&model=demo'];
+// ------------------------------------------------------------------ safetensors (index + shards)
 
-const presetArb = fc.oneof(
-  { weight: 3, arbitrary: fc.tuple(fc.constantFrom(...presetSeeds), fc.array(fc.tuple(fc.nat(), fc.string({ maxLength: 12 })), { maxLength: 4 })).map(([s, edits]) => edits.reduce((acc, [at, ins]) => acc.slice(0, at % (acc.length + 1)) + ins + acc.slice(at % (acc.length + 1)), s)) },
-  { weight: 2, arbitrary: fc.dictionary(fc.constantFrom('v', 'k', 'score', 'temp', 'noise', 'seed', 'renorm', 'groups', 'topkg', 'gscore', 'bias', 'off', 'cap', 'scale', 'model', '__proto__', 'x'), fc.oneof(fc.string({ maxLength: 20 }), fc.constantFrom('1', '-1', '1e309', 'NaN', 'javascript:alert(1)', 'http://evil.example/m', '//evil.example', 'data:text/html,x', '0:1e309', '999:1'))).map((d) => '?' + new URLSearchParams(d).toString()) },
-  { weight: 1, arbitrary: fc.string({ maxLength: 200 }) },
+type FileSet = Array<{ name: string; bytes: Uint8Array }>;
+
+type FileOp = { kind: 'drop' | 'dupUnsharded' | 'subdir' | 'rename'; at: number; name: string } | { kind: 'bytes'; at: number; ops: Array<import('./mutate').ByteOp> };
+
+const fileOp: fc.Arbitrary<FileOp> = fc.oneof(
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('bytes' as const), at: fc.nat(), ops: fc.array(byteOp, { minLength: 1, maxLength: 4 }) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constantFrom('drop' as const, 'dupUnsharded' as const, 'subdir' as const, 'rename' as const), at: fc.nat(), name: fc.constantFrom('model.safetensors', 'x.safetensors', 'model.safetensors.index.json', 'config.json', '', '.', '__proto__', 'a/b\\model-00001-of-00002.safetensors') }) },
 );
 
-export const TARGETS: FuzzTarget<never>[] = [
-  {
-    name: 'safetensors header',
-    input: bytesFrom(safetensorsSeeds),
-    run: (b: Uint8Array) => readHeader(memorySource('model.safetensors', b)),
-    typed: [SafetensorsError],
-  },
-  {
-    name: 'checkpoint (config.json + index + shard)',
-    input: fc.tuple(jsonFrom([configs[0]]), jsonFrom([indexSeed]), fc.boolean()),
-    run: ([config, index, sharded]: [unknown, unknown, boolean]) =>
-      openCheckpoint([
-        memorySource('config.json', enc.encode(JSON.stringify(config) ?? 'null')),
-        ...(sharded ? [memorySource('model.safetensors.index.json', enc.encode(JSON.stringify(index) ?? 'null')), memorySource('model-00001-of-00001.safetensors', olmoeWeights)] : [memorySource('model.safetensors', olmoeWeights)]),
-      ]),
-    typed: [CheckpointError, SafetensorsError, ConfigError, FileFormatError, TokenizerError],
-  },
-  {
-    name: 'config.json → arch builder',
-    input: jsonFrom(configs),
-    run: (c: unknown) => {
-      if (typeof c !== 'object' || c === null || Array.isArray(c)) throw new ConfigError('config.json is not a JSON object');
-      return builderFor(c as Record<string, unknown>).parseConfig(c as Record<string, unknown>);
-    },
-    typed: [ConfigError],
-  },
-  {
-    name: 'tokenizer files',
-    input: fc.tuple(jsonFrom(tokenizerSeeds), jsonFrom([{ bos_token: '<s>', eos_token: '</s>', chat_template: '{% for m in messages %}{{ m.content }}{% endfor %}' }])),
-    run: ([tj, tc]: [unknown, unknown]) => new HfTokenizer({ tokenizerJson: tj, tokenizerConfig: tc && typeof tc === 'object' && !Array.isArray(tc) ? (tc as Record<string, unknown>) : null, chatTemplate: null }),
-    typed: [TokenizerError],
-  },
-  {
-    name: 'GGUF header',
-    input: bytesFrom(ggufSeeds),
-    run: (b: Uint8Array) => readGgufHeader(memorySource('model.gguf', b)),
-    typed: [GgufError, GgmlTypeError],
-  },
-  {
-    name: 'URL preset',
-    input: presetArb,
-    run: (q: string) => decodePreset(q, 'https://playground.example'),
-    typed: [PresetError, ModelUrlError],
-  },
-] as unknown as FuzzTarget<never>[];
-
-export interface FuzzReport {
-  name: string;
-  cases: number;
-  ms: number;
-  failure: string | null;
-}
-
-/** Runs `runs` cases of a target; a case fails on an untyped or message-less error or after `timeoutMs`. */
-export async function runFuzz<T>(t: FuzzTarget<T>, runs: number, seed = 1, timeoutMs = 5000): Promise<FuzzReport> {
-  const start = performance.now();
-  let failure: string | null = null;
-  const out = await fc.check(
-    fc.asyncProperty(t.input, async (x) => {
-      try {
-        await t.run(x);
-      } catch (e) {
-        const ok = t.typed.some((E) => e instanceof E) && e instanceof Error && e.message.length > 0;
-        if (!ok) throw new Error(`untyped error ${e instanceof Error ? `${e.constructor.name}: ${e.message}` : String(e)}`);
-      }
-    }),
-    { numRuns: runs, seed, timeout: timeoutMs, endOnFailure: true },
-  );
-  if (out.failed) {
-    const err = out.errorInstance instanceof Error ? out.errorInstance.message : String(out.errorInstance);
-    failure = `${err} (case ${out.numRuns}, seed ${out.seed}, path ${out.counterexamplePath})\ninput: ${JSON.stringify(out.counterexample, (_k, v: unknown) => (v instanceof Uint8Array ? `bytes[${v.length}]` : v)).slice(0, 600)}`;
+function applyFileOps(files: FileSet, ops: readonly FileOp[], unsharded: Uint8Array): FileSet {
+  let out = files.map((f) => ({ ...f }));
+  for (const op of ops) {
+    if (out.length === 0) break;
+    const i = op.at % out.length;
+    if (op.kind === 'bytes') out[i] = { name: out[i]!.name, bytes: mutateBytes(out[i]!.bytes, op.ops) };
+    else if (op.kind === 'drop') out = out.filter((_, j) => j !== i);
+    else if (op.kind === 'dupUnsharded') out.push({ name: op.name, bytes: unsharded });
+    else if (op.kind === 'subdir') out[i] = { ...out[i]!, name: `some/dir/${out[i]!.name}` };
+    else out[i] = { ...out[i]!, name: op.name };
   }
-  return { name: t.name, cases: runs, ms: performance.now() - start, failure };
+  return out;
 }
+
+/** The index document of each fixture's two-shard split. */
+const INDEX_DOCS = SHARDED.map((files) => JSON.parse(new TextDecoder().decode(files.find((f) => f.name.endsWith('.index.json'))!.bytes)) as unknown);
+/** Shard names and tensor names, so weight_map mutations reach names that exist. */
+const indexValue = fc.oneof(
+  { weight: 2, arbitrary: fc.constantFrom<unknown>('model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors', 'model-00003-of-00002.safetensors', 'model.safetensors', '../model-00001-of-00002.safetensors', 'model-00001-of-00002.safetensors/', '') },
+  { weight: 3, arbitrary: hostileValue },
+);
+
+const safetensorsShards: FuzzTarget<{ files: FileSet }> = {
+  name: 'safetensors index + shards',
+  input: fc.nat(SHARDED.length - 1).chain((k) =>
+    fc.record({
+      k: fc.constant(k),
+      index: fc.oneof({ weight: 1, arbitrary: fc.constant(null) }, { weight: 4, arbitrary: jsonTextFrom([INDEX_DOCS[k]], { values: indexValue }) }),
+      ops: fc.array(fileOp, { maxLength: 3 }),
+    }).map(({ k, index, ops }) => {
+      const files = SHARDED[k]!.map((f) => (f.name.endsWith('.index.json') && index !== null ? { name: f.name, bytes: enc.encode(index) } : f));
+      return { files: applyFileOps(files, ops, CHECKPOINTS[k]!.weights) };
+    }),
+  ),
+  async run({ files }) {
+    const ckpt = await SafetensorsCheckpoint.open(files.map((f) => file(f.name, f.bytes)));
+    return { ckpt, data: await readAll(ckpt) };
+  },
+  typed: [SafetensorsError, FileFormatError],
+  check(r) {
+    const { ckpt, data } = r as { ckpt: SafetensorsCheckpoint; data: Map<string, Float32Array> };
+    for (const [name, d] of data) assert(d.length === numel(ckpt.shape(name)), `tensor "${name}": ${d.length} values`);
+  },
+};
+
+// ------------------------------------------------------------------ config.json → arch builder
+
+const EMPTY_READER: TensorReader = {
+  has: () => false,
+  shape: (n) => {
+    throw new Error(`no tensor ${n}`);
+  },
+  read: () => Promise.reject(new Error('no tensors')),
+};
+
+/** What a spec that parsed must hold: sizes that are positive safe integers and agree with each other. */
+function checkSpec(s: ModelSpec, slots: WeightSlot[]): void {
+  const pos = (v: number, what: string) => assert(Number.isSafeInteger(v) && v >= 1, `${what} = ${v}`);
+  pos(s.vocabSize, 'vocabSize');
+  pos(s.hiddenSize, 'hiddenSize');
+  pos(s.numLayers, 'numLayers');
+  pos(s.numHeads, 'numHeads');
+  pos(s.numKvHeads, 'numKvHeads');
+  pos(s.headDim, 'headDim');
+  pos(s.maxPositions, 'maxPositions');
+  assert(s.headDim % 2 === 0, `headDim ${s.headDim} odd`);
+  assert(s.numHeads % s.numKvHeads === 0, 'heads not a multiple of kv heads');
+  assert(s.layers.length === s.numLayers, `${s.layers.length} layers for numLayers ${s.numLayers}`);
+  assert(Number.isFinite(s.rmsNormEps) && s.rmsNormEps > 0, `rmsNormEps ${s.rmsNormEps}`);
+  assert(Number.isFinite(s.ropeTheta) && s.ropeTheta > 0, `ropeTheta ${s.ropeTheta}`);
+  if (s.layers.some((l) => l.mlp === 'moe')) {
+    pos(s.moe.numExperts, 'numExperts');
+    pos(s.moe.topK, 'topK');
+    assert(s.moe.topK <= s.moe.numExperts, `topK ${s.moe.topK} > ${s.moe.numExperts} experts`);
+  }
+  for (const id of s.eosTokenIds) assert(Number.isSafeInteger(id) && id >= 0, `eos id ${id}`);
+  for (const slot of slots) for (const d of slot.shape) assert(Number.isSafeInteger(d) && d >= 0, `slot ${slot.name} shape ${JSON.stringify(slot.shape)}`);
+}
+
+/** The reader of the fixture with this config's model_type, so weight slots meet real tensor names. */
+async function readerFor(arch: unknown): Promise<TensorReader> {
+  const c = CHECKPOINTS.find((x) => x.config.model_type === arch);
+  return c ? SafetensorsCheckpoint.open([file('model.safetensors', c.weights)]) : EMPTY_READER;
+}
+
+const configBuilder: FuzzTarget<Uint8Array> = {
+  name: 'config.json → arch builder',
+  input: fileBytes(jsonTextFrom(CONFIG_DOCS)),
+  async run(bytes) {
+    const config = await readJsonObject(file('config.json', bytes));
+    const builder = builderFor(config);
+    const spec = builder.parseConfig(config);
+    const reader = await readerFor(config.model_type);
+    const slots = builder.weightSlots(spec, reader);
+    if (reader !== EMPTY_READER) checkSlotSources(spec.arch, slots, reader);
+    return { spec, slots };
+  },
+  typed: [ConfigError, FileFormatError, CheckpointError],
+  check(r) {
+    const { spec, slots } = r as { spec: ModelSpec; slots: WeightSlot[] };
+    checkSpec(spec, slots);
+  },
+};
+
+// ------------------------------------------------------------------ tokenizer files
+
+const SAMPLE = 'Hello world! <|im_end|> é 123 ▁hi\n\t';
+const CHAT = [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'hi' }, { role: 'assistant', content: 'yo' }, { role: 'user', content: SAMPLE }];
+
+const templateText = stringFrom(CHAT_TEMPLATES, JINJA_PIECES, 5);
+const templateValue = fc.oneof(
+  { weight: 3, arbitrary: templateText },
+  { weight: 1, arbitrary: fc.array(fc.record({ name: fc.constantFrom('default', 'tool_use', '', '__proto__'), template: fc.oneof(templateText, hostileValue) }), { maxLength: 3 }) },
+  { weight: 1, arbitrary: hostileValue },
+);
+
+interface TokenizerInput {
+  tokenizer: Uint8Array;
+  config: Uint8Array | null;
+  jinja: string | null;
+}
+
+/** Loads as openCheckpoint does, then uses it as a chat does: a tokenizer that loads must also work. */
+async function loadAndUseTokenizer(x: TokenizerInput) {
+  const tok = new HfTokenizer({
+    tokenizerJson: await readJsonObject(file('tokenizer.json', x.tokenizer)),
+    tokenizerConfig: x.config ? await readJsonObject(file('tokenizer_config.json', x.config)) : null,
+    chatTemplate: x.jinja !== null ? await readText(file('chat_template.jinja', enc.encode(x.jinja))) : null,
+  });
+  const ids = tok.encode(SAMPLE);
+  const text = tok.decode(ids);
+  const chat = tok.applyChatTemplate(CHAT);
+  const stream = tok.stream();
+  const streamed = ids.map((id) => stream.push(id)).join('') + stream.flush();
+  return { tok, ids, text, chat, streamed };
+}
+
+const tokenizerFiles: FuzzTarget<TokenizerInput> = {
+  name: 'tokenizer files (tokenizer.json, tokenizer_config.json, chat template)',
+  input: fc.record({
+    tokenizer: fc.oneof({ weight: 1, arbitrary: fc.nat(TOKENIZER_DOCS.length - 1).map((i) => enc.encode(JSON.stringify(TOKENIZER_DOCS[i]))) }, { weight: 4, arbitrary: fileBytes(jsonTextFrom(TOKENIZER_DOCS)) }),
+    config: fc.option(fileBytes(jsonTextFrom(TOKENIZER_CONFIG_DOCS, { values: fc.oneof(templateValue, hostileValue) })), { freq: 4 }),
+    jinja: fc.option(templateText, { freq: 2 }),
+  }),
+  run: loadAndUseTokenizer,
+  typed: [TokenizerError, FileFormatError],
+  check(r) {
+    const { ids, tok } = r as Awaited<ReturnType<typeof loadAndUseTokenizer>>;
+    for (const id of ids) assert(Number.isSafeInteger(id) && id >= 0 && tok.idToToken(id) !== undefined, `encode gave id ${id}, which the vocabulary does not hold`);
+  },
+};
+
+// ------------------------------------------------------------------ whole checkpoint
+
+interface CheckpointInput {
+  files: FileSet;
+  limit: number | null;
+}
+
+const generationValue = fc.oneof(fc.constantFrom<unknown>(1, [1, 2], [], -1, 2 ** 53, 'x', [1, 'x'], null), hostileValue);
+
+const wholeCheckpoint: FuzzTarget<CheckpointInput> = {
+  name: 'checkpoint (config.json + weights + tokenizer files)',
+  input: fc.nat(CHECKPOINTS.length - 1).chain((k) =>
+    fc
+      .record({
+        config: fc.oneof({ weight: 1, arbitrary: fc.constant(JSON.stringify(CHECKPOINTS[k]!.config)) }, { weight: 3, arbitrary: jsonTextFrom([CHECKPOINTS[k]!.config], { maxOps: 3 }) }),
+        sharded: fc.boolean(),
+        index: fc.option(jsonTextFrom([INDEX_DOCS[k]], { values: indexValue, maxOps: 2 }), { freq: 3 }),
+        generation: fc.option(jsonTextFrom([{ eos_token_id: [1, 2], bos_token_id: 0 }], { values: generationValue }), { freq: 2 }),
+        tokenizer: fc.option(fc.record({ json: fc.oneof(fc.constant(JSON.stringify(TOKENIZER_DOCS[0])), jsonTextFrom([TOKENIZER_DOCS[0]], { maxOps: 2 })), config: fc.option(fc.constant(JSON.stringify(TOKENIZER_CONFIG_DOCS[0])), { freq: 2 }), jinja: fc.option(templateText, { freq: 3 }) }), { freq: 2 }),
+        ops: fc.array(fileOp, { maxLength: 2 }),
+        limit: fc.option(fc.constantFrom(0, 1, 1024, 2 ** 20, 2 ** 31), { freq: 3 }),
+      })
+      .map(({ config, sharded, index, generation, tokenizer, ops, limit }) => {
+        const files: FileSet = [{ name: 'config.json', bytes: enc.encode(config) }];
+        if (sharded) files.push(...SHARDED[k]!.map((f) => (f.name.endsWith('.index.json') && index !== null ? { name: f.name, bytes: enc.encode(index) } : f)));
+        else files.push({ name: 'model.safetensors', bytes: CHECKPOINTS[k]!.weights });
+        if (generation !== null) files.push({ name: 'generation_config.json', bytes: enc.encode(generation) });
+        if (tokenizer) {
+          files.push({ name: 'tokenizer.json', bytes: enc.encode(tokenizer.json) });
+          if (tokenizer.config !== null) files.push({ name: 'tokenizer_config.json', bytes: enc.encode(tokenizer.config) });
+          if (tokenizer.jinja !== null) files.push({ name: 'chat_template.jinja', bytes: enc.encode(tokenizer.jinja) });
+        }
+        return { files: applyFileOps(files, ops, CHECKPOINTS[k]!.weights), limit };
+      }),
+  ),
+  async run({ files, limit }) {
+    const opened = await openCheckpoint(
+      files.map((f) => file(f.name, f.bytes)),
+      limit !== null ? { limits: { maxStorageBufferBindingSize: limit } } : {},
+    );
+    // Everything the loader promised must now load: each slot, at its shape.
+    const loaded = await Promise.all(opened.slots.map(async (s) => ({ slot: s, data: await s.load(opened.reader) })));
+    return { opened, loaded };
+  },
+  typed: [CheckpointError, SafetensorsError, ConfigError, FileFormatError, TokenizerError],
+  check(r) {
+    const { opened, loaded } = r as { opened: Awaited<ReturnType<typeof openCheckpoint>>; loaded: Array<{ slot: WeightSlot; data: Float32Array }> };
+    checkSpec(opened.spec, opened.slots);
+    for (const { slot, data } of loaded) assert(data.length === numel(slot.shape), `slot ${slot.name}: ${data.length} values for shape ${JSON.stringify(slot.shape)}`);
+  },
+};
+
+// ------------------------------------------------------------------ GGUF header
+
+const GGUF_SEEDS = [
+  writeGguf([['general.architecture', mv.str('olmoe')], ['olmoe.block_count', mv.u32(1)], ['tokenizer.ggml.tokens', mv.strs(['a', 'b'])]], [{ name: 't', type: 0, ne: [4, 2], bytes: f32Bytes([1, 2, 3, 4, 5, 6, 7, 8]) }]),
+];
+
+const ggufHeader: FuzzTarget<Uint8Array> = {
+  name: 'GGUF header',
+  input: fc.oneof(
+    { weight: 4, arbitrary: bytesFrom(GGUF_SEEDS) },
+    // The version, tensor count and metadata count (bytes 4-24) forged one at a time.
+    { weight: 1, arbitrary: fc.tuple(fc.constantFrom(4, 8, 16), forgedU64).map(([at, v]) => mutateBytes(GGUF_SEEDS[0]!, [at === 4 ? { kind: 'u32', at, v: Number(v & 0xffffffffn) } : { kind: 'u64', at, v }])) },
+  ),
+  run: (bytes) => readGgufHeader(file('model.gguf', bytes)),
+  typed: [GgufError, GgmlTypeError],
+};
+
+// ------------------------------------------------------------------ URL preset
+
+const ORIGIN = 'https://playground.example';
+const DEFAULTS: RouterConfig = { topK: 2, scoring: 'softmax', temperature: 1, noiseStd: 0, seed: 0, renormalize: false, nGroup: 1, topkGroup: 1, groupScore: 'max', bias: null, disabled: [], capacityFactor: 0, routedScale: 1 };
+const PRESET_KEYS = ['v', 'k', 'score', 'temp', 'noise', 'seed', 'renorm', 'groups', 'topkg', 'gscore', 'bias', 'off', 'cap', 'scale', 'model', '__proto__', 'constructor', 'x'];
+const PRESET_VALUES = ['1', '0', '-1', '2', '256', '257', '1e309', '-1e309', 'NaN', 'Infinity', '0x1', ' 1', '1 ', '', 'true', 'sigmoid', 'top2sum', 'demo', '0:1e309', '1,2,,3', ',', '1e-400', '4294967295', '4294967296', 'javascript:alert(1)', 'http://evil.example/m', 'https://ok.example/m/', '//evil.example'];
+
+const presetLink: FuzzTarget<string> = {
+  name: 'URL preset',
+  input: fc.oneof(
+    { weight: 3, arbitrary: stringFrom(PRESET_SEEDS, PRESET_PIECES) },
+    { weight: 3, arbitrary: fc.dictionary(fc.constantFrom(...PRESET_KEYS), fc.oneof(fc.constantFrom(...PRESET_VALUES), fc.string({ maxLength: 20 })), { maxKeys: 8 }).map((d) => '?' + new URLSearchParams({ v: '1', ...d }).toString()) },
+    { weight: 1, arbitrary: fc.string({ maxLength: 300, unit: 'binary' }) },
+    { weight: 1, arbitrary: fc.integer({ min: 8000, max: 9000 }).map((n) => `?v=1&bias=${'0,'.repeat(n).slice(0, n)}`) },
+  ),
+  run: (q) => decodePreset(q, ORIGIN),
+  typed: [PresetError],
+  check(r) {
+    const p = r as Preset | null;
+    if (p === null) return;
+    const k = p.router;
+    const inRange = (v: number | undefined, lo: number, hi: number, name: string) => assert(v === undefined || (Number.isFinite(v) && v >= lo && v <= hi), `${name} = ${v}`);
+    inRange(k.topK, 1, 256, 'topK');
+    inRange(k.temperature, 0.01, 100, 'temperature');
+    inRange(k.noiseStd, 0, 100, 'noiseStd');
+    inRange(k.seed, 0, 0xffffffff, 'seed');
+    inRange(k.capacityFactor, 0, 64, 'capacityFactor');
+    inRange(k.routedScale, 0.001, 100, 'routedScale');
+    for (const b of k.bias ?? []) inRange(b, -1000, 1000, 'bias');
+    for (const e of k.disabled ?? []) assert(Number.isInteger(e) && e >= 0 && e < 256, `disabled ${e}`);
+    if (p.model?.kind === 'url') assert(/^https:\/\//.test(p.model.url) || p.model.url.startsWith(`${ORIGIN}/`), `model URL ${p.model.url}`);
+    // What loads must survive the round trip through a shared link unchanged.
+    const full = { ...DEFAULTS, ...k };
+    const again = decodePreset(encodePreset(p.model, full, DEFAULTS), ORIGIN);
+    assert(JSON.stringify({ ...DEFAULTS, ...again?.router }) === JSON.stringify(full), `round trip changed the router: ${JSON.stringify(again?.router)} vs ${JSON.stringify(k)}`);
+    assert(JSON.stringify(again?.model ?? null) === JSON.stringify(p.model), 'round trip changed the model');
+  },
+};
+
+export const TARGETS: AnyTarget[] = [safetensorsHeader, safetensorsShards, configBuilder, tokenizerFiles, wholeCheckpoint, ggufHeader, presetLink] as AnyTarget[];
+
+export const targetByName = (name: string): AnyTarget => {
+  const t = TARGETS.find((x) => x.name === name);
+  if (!t) throw new Error(`no fuzz target "${name}"`);
+  return t;
+};

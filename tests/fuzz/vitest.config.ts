@@ -1,5 +1,5 @@
-// `npm run fuzz`: the fuzz targets with 10⁵ cases each (FUZZ_RUNS overrides), one file, no GPU.
+// `npm run fuzz`: one file per parser (vitest runs them on all cores), FUZZ_RUNS cases each, no GPU.
 import { defineConfig } from 'vitest/config';
 import base from '../../vite.config';
 
-export default defineConfig({ ...base, test: { ...base.test, include: ['tests/unit/fuzz.test.ts'], testTimeout: 3_600_000 } });
+export default defineConfig({ ...base, test: { ...base.test, include: ['tests/fuzz/*.fuzz.ts'], testTimeout: 3_600_000 } });

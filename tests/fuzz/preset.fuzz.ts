@@ -1,0 +1,5 @@
+// `npm run fuzz`: URL preset, FUZZ_RUNS cases (default 10⁵), with the 12 most frequent kinds of refusal.
+import { describe } from 'vitest';
+import { fuzzTests } from './suite';
+
+describe('fuzz', () => fuzzTests(['URL preset'], 100_000, 12));
