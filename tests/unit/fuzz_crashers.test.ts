@@ -64,6 +64,16 @@ describe('crashers found by fuzzing', () => {
     expect(() => new HfTokenizer({ tokenizerJson: json, tokenizerConfig: null, chatTemplate: null })).toThrow(new TokenizerError('tokenizer.json: added_tokens[0] must have an integer "id" ≥ 0 and a string "content"'));
   });
 
+  it('tokenizer.json: a model type the library only pretends to read is refused; encode never returns a non-id', () => {
+    const wordLevel = JSON.parse(crasher('tokenizer-wordlevel.json').toString()) as Record<string, unknown>;
+    expect(() => new HfTokenizer({ tokenizerJson: wordLevel, tokenizerConfig: null, chatTemplate: null })).toThrow(new TokenizerError('tokenizer.json: model type "WordLevel" is not supported (BPE, WordPiece, Unigram are)'));
+    // WordPiece whose unk_token is not in its vocabulary: an unknown word has no id.
+    const wordPiece = { version: '1.0', added_tokens: [], normalizer: null, pre_tokenizer: { type: 'BertPreTokenizer' }, post_processor: null, decoder: null, model: { type: 'WordPiece', unk_token: '[NOPE]', continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab: { hello: 0, world: 1 } } };
+    const tok = new HfTokenizer({ tokenizerJson: wordPiece, tokenizerConfig: null, chatTemplate: null });
+    expect(tok.encode('hello world')).toEqual([0, 1]);
+    expect(() => tok.encode('hello there')).toThrow(new TokenizerError('tokenizer.json has no token for part of the text (id #1 is undefined: not in the vocabulary, and no unk_token)'));
+  });
+
   it('generation_config.json: eos_token_id -1 is not taken as a stop token', async () => {
     const dir = 'qwen2_moe_e8k2_shared';
     const ck = await openCheckpoint([

@@ -6,6 +6,7 @@
 import { Template } from '@huggingface/jinja';
 import { Tokenizer } from '@huggingface/tokenizers';
 import type { ChatTurn, SessionTokenizer } from '../session';
+import { previewValue } from './preview';
 
 
 /** Tokenizer files that cannot be loaded (tokenizer.json, tokenizer_config.json, chat template). */
@@ -49,6 +50,7 @@ export function templateFromConfig(v: unknown): string | null {
   return null;
 }
 
+const MODEL_TYPES = ['BPE', 'WordPiece', 'Unigram'];
 const isTokenId = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0;
 const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
 
@@ -70,6 +72,11 @@ export function checkTokenizerJson(json: Record<string, unknown>): void {
   }
   const model = json.model;
   if (!isObj(model)) return bad('"model" must be an object');
+  // Other types fall through to the library's "Legacy" model, which maps unknown words to no id at
+  // all (fuzzing found WordLevel encoding to undefined ids).
+  if (model.type !== undefined && !(typeof model.type === 'string' && MODEL_TYPES.includes(model.type))) {
+    bad(`model type ${previewValue(model.type, 40)} is not supported (${MODEL_TYPES.join(', ')} are)`);
+  }
   const vocab = model.vocab;
   if (Array.isArray(vocab)) {
     // Unigram: [piece, score] pairs, the id being the position.
@@ -128,12 +135,17 @@ export class HfTokenizer implements SessionTokenizer {
 
   /** Ids of `text`; special tokens (BOS, …) only when asked, as in a chat-templated prompt. */
   encode(text: string, opts: { addSpecialTokens?: boolean } = {}): number[] {
+    let ids: number[];
     try {
-      return this.tok.encode(text, { add_special_tokens: opts.addSpecialTokens ?? false }).ids;
+      ids = this.tok.encode(text, { add_special_tokens: opts.addSpecialTokens ?? false }).ids;
     } catch (e) {
       // The library checks little at load; what a tokenizer.json gets wrong can surface here.
       throw new TokenizerError(`tokenizer.json: encoding failed: ${e instanceof Error ? e.message : String(e)}`);
     }
+    // A piece the vocabulary lacks, with no unk_token to stand for it, comes back as no id at all.
+    const i = ids.findIndex((id) => !isTokenId(id));
+    if (i >= 0) throw new TokenizerError(`tokenizer.json has no token for part of the text (id #${i} is ${String(ids[i])}: not in the vocabulary, and no unk_token)`);
+    return ids;
   }
 
   decode(ids: number[], opts: { skipSpecialTokens?: boolean } = {}): string {

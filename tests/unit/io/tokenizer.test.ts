@@ -25,7 +25,8 @@ describe('encode / decode', () => {
   });
   it('refuses a tokenizer.json that is not one', () => {
     expect(() => new HfTokenizer({ tokenizerJson: [1, 2], tokenizerConfig: null, chatTemplate: null })).toThrow(/tokenizer.json is not a JSON object/);
-    expect(() => new HfTokenizer({ tokenizerJson: { model: { type: 'Nope' } }, tokenizerConfig: null, chatTemplate: null })).toThrow(/^tokenizer.json could not be loaded/);
+    expect(() => new HfTokenizer({ tokenizerJson: { model: { type: 'Nope' } }, tokenizerConfig: null, chatTemplate: null })).toThrow(/^tokenizer.json: model type "Nope" is not supported \(BPE, WordPiece, Unigram are\)$/);
+    expect(() => new HfTokenizer({ tokenizerJson: { model: { type: 'BPE' } }, tokenizerConfig: null, chatTemplate: null })).toThrow(/^tokenizer.json could not be loaded/);
   });
 });
 
