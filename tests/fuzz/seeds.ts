@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CONFIGS } from '../unit/arch/configs';
-import { bf16Bytes, f16Bytes, f32Bytes, shard, type TestTensor, writeSafetensors } from '../unit/io/safetensors_writer';
+import { bf16Bytes, f16Bytes, f32Bytes, shard, type TestTensor, withHeader, writeSafetensors } from '../unit/io/safetensors_writer';
 import { CHATML, tinyTokenizer } from '../unit/io/tiny_tokenizer';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -56,6 +56,12 @@ export const SAFETENSORS_FILES: Uint8Array[] = [
     undefined,
     { format: 'pt', note: 'x' },
   ),
+  // Tensors named like Object.prototype's members (written as text: header["__proto__"] = … would set the prototype).
+  withHeader(
+    JSON.stringify({ __metadata__: { format: 'pt' } }).slice(0, -1) +
+      ',"__proto__":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"constructor":{"dtype":"F32","shape":[1],"data_offsets":[4,8]},"hasOwnProperty":{"dtype":"F16","shape":[2],"data_offsets":[8,12]},"":{"dtype":"BF16","shape":[2],"data_offsets":[12,16]}}',
+    [f32Bytes([1, 2]), f16Bytes([3, 4]), bf16Bytes([5, 6])],
+  ),
 ];
 
 /** Header documents and data of the files above and one fixture, for structured header mutations. */
@@ -88,6 +94,7 @@ export const TOKENIZER_DOCS: Array<Record<string, unknown>> = [
     added_tokens: [{ id: 0, content: '[UNK]', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }],
     normalizer: { type: 'BertNormalizer', clean_text: true, handle_chinese_chars: true, strip_accents: null, lowercase: true },
     pre_tokenizer: { type: 'BertPreTokenizer' },
+    post_processor: null,
     decoder: { type: 'WordPiece', prefix: '##', cleanup: true },
     model: { type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab: vocab(['[UNK]', 'hello', 'world', '##s', 'h', '##e']) },
   },
@@ -96,6 +103,7 @@ export const TOKENIZER_DOCS: Array<Record<string, unknown>> = [
     added_tokens: [],
     normalizer: { type: 'NFKC' },
     pre_tokenizer: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: true },
+    post_processor: null,
     decoder: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: true },
     model: { type: 'Unigram', unk_id: 0, vocab: [['<unk>', 0], ['▁', -1], ['▁hello', -2], ['h', -3], ['e', -3], ['l', -3], ['o', -3]], byte_fallback: false },
   },
@@ -104,6 +112,7 @@ export const TOKENIZER_DOCS: Array<Record<string, unknown>> = [
     added_tokens: [],
     normalizer: { type: 'Lowercase' },
     pre_tokenizer: { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: '\\s+' }, behavior: 'Removed', invert: false }, { type: 'Punctuation', behavior: 'Isolated' }, { type: 'Digits', individual_digits: true }] },
+    post_processor: null,
     decoder: null,
     model: { type: 'WordLevel', unk_token: '<unk>', vocab: vocab(['<unk>', 'hello', 'world', '!', '1']) },
   },
