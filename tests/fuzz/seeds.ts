@@ -5,7 +5,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { GGML } from '../../src/engine/quant/gguf-blocks';
 import { CONFIGS } from '../unit/arch/configs';
+import { hfToGguf, type HfTensors } from '../unit/io/gguf_writer';
 import { bf16Bytes, f16Bytes, f32Bytes, shard, type TestTensor, withHeader, writeSafetensors } from '../unit/io/safetensors_writer';
 import { CHATML, tinyTokenizer } from '../unit/io/tiny_tokenizer';
 
@@ -148,3 +150,22 @@ export const PRESET_SEEDS = [
 ];
 
 export const PRESET_PIECES = ['&', '=', '?', '#', '%', '%2', '%zz', '%00', '%E0%A4%A', '%F0%9F%98%80', '+', ',', ':', 'v=1', 'v=2', 'k=', '&k=999', '&k=1.5', '&k=0x10', '&temp=1e309', '&temp=NaN', '&temp=-0', '&seed=-1', '&seed=4294967296', '&bias=' + '1,'.repeat(300), '&off=256', '&off=1,1,1', '&__proto__=1', '&constructor=x', '&toString=1', '&hasOwnProperty=1', '&model=javascript:alert(1)', '&model=http://evil.example/m', '&model=//evil.example/m', '&model=https://u:p@evil.example/', '&model=data:text/html,x', '&model=file:///etc/passwd', '&model=http://[::1]/', '&model=https://xn--80ak6aa92e.com/', '&model= demo', '&model=', '&renorm=yes', '&score=SIGMOID', '\u0000', '\ud800', '\u202e'];
+
+// ------------------------------------------------------------------ GGUF
+
+/** Fixture checkpoints as .gguf files (F32, F16 and Q8_0 matrices) with a byte-level BPE tokenizer and a chat template in the metadata. */
+export const GGUF_FILES: Uint8Array[] = (() => {
+  const tiny = tinyTokenizer();
+  const tokens = [...tiny.vocab.keys()];
+  const merges = (tiny.json.model as { merges: string[] }).merges;
+  const tokenizer = { model: 'gpt2' as const, tokens, types: tokens.map((_, i) => (i >= tokens.length - 3 ? 3 : 1)), merges, eos: tokens.length - 1, bos: tokens.length - 3, pre: 'qwen2', chatTemplate: CHATML };
+  const out: Uint8Array[] = [];
+  for (const [dir, type] of [['olmoe_e8k2_tied', GGML.F32], ['mixtral_e4k2_legacy', GGML.F16], ['qwen2_moe_e8k2_shared', GGML.Q8_0]] as const) {
+    const c = CHECKPOINTS.find((x) => x.dir === dir)!;
+    const tensors: HfTensors = new Map(Object.entries(c.tensors).map(([n, t]) => [n, { shape: t.shape, data: new Float32Array(t.bytes.slice().buffer) }]));
+    // The tokenizer's 267 ids run past the fixtures' 128-row embeddings: loading allows that (as
+    // transformers does); the forward pass refuses such an id when one is fed to it.
+    out.push(hfToGguf(c.config, tensors, { type, tokenizer }).bytes);
+  }
+  return out;
+})();

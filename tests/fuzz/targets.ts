@@ -20,7 +20,7 @@ import { mv, writeGguf } from '../unit/io/gguf_writer';
 import { f32Bytes } from '../unit/io/safetensors_writer';
 import { guardedSource } from './guards';
 import { bytesFrom, fileBytes, forgedU64, hostileValue, jsonOp, jsonText, jsonTextFrom, mutateBytes, mutateJson, stringFrom, byteOp } from './mutate';
-import { CHAT_TEMPLATES, CHECKPOINTS, CONFIG_DOCS, JINJA_PIECES, PRESET_PIECES, PRESET_SEEDS, SAFETENSORS_DOCS, SAFETENSORS_FILES, SHARDED, TOKENIZER_CONFIG_DOCS, TOKENIZER_DOCS } from './seeds';
+import { CHAT_TEMPLATES, CHECKPOINTS, GGUF_FILES, CONFIG_DOCS, JINJA_PIECES, PRESET_PIECES, PRESET_SEEDS, SAFETENSORS_DOCS, SAFETENSORS_FILES, SHARDED, TOKENIZER_CONFIG_DOCS, TOKENIZER_DOCS } from './seeds';
 import type { AnyTarget, FuzzTarget } from './run';
 
 const enc = new TextEncoder();
@@ -348,6 +348,31 @@ const ggufHeader: FuzzTarget<Uint8Array> = {
   typed: [GgufError, GgmlTypeError],
 };
 
+// ------------------------------------------------------------------ GGUF (whole file)
+
+const ggufCheckpoint: FuzzTarget<{ bytes: Uint8Array; limit: number | null }> = {
+  name: 'GGUF checkpoint (whole file: metadata → config, tensors, tokenizer)',
+  input: fc.record({
+    bytes: fc.oneof(
+      { weight: 5, arbitrary: bytesFrom(GGUF_FILES, 4) },
+      { weight: 1, arbitrary: fc.tuple(fc.nat(GGUF_FILES.length - 1), fc.constantFrom(8, 16), forgedU64).map(([i, at, v]) => mutateBytes(GGUF_FILES[i]!, [{ kind: 'u64', at, v }])) },
+    ),
+    limit: fc.option(fc.constantFrom(0, 1024, 2 ** 31), { freq: 4 }),
+  }),
+  async run({ bytes, limit }) {
+    const opened = await openCheckpoint([file('model.gguf', bytes)], limit !== null ? { limits: { maxStorageBufferBindingSize: limit } } : {});
+    const loaded = await Promise.all(opened.slots.map(async (s) => ({ slot: s, data: await s.load(opened.reader) })));
+    const chat = opened.tokenizer?.applyChatTemplate(CHAT);
+    return { opened, loaded, chat };
+  },
+  typed: [GgufError, GgmlTypeError, CheckpointError, ConfigError, TokenizerError],
+  check(r) {
+    const { opened, loaded } = r as { opened: Awaited<ReturnType<typeof openCheckpoint>>; loaded: Array<{ slot: WeightSlot; data: Float32Array }> };
+    checkSpec(opened.spec, opened.slots);
+    for (const { slot, data } of loaded) assert(data.length === numel(slot.shape), `slot ${slot.name}: ${data.length} values for shape ${JSON.stringify(slot.shape)}`);
+  },
+};
+
 // ------------------------------------------------------------------ URL preset
 
 const ORIGIN = 'https://playground.example';
@@ -387,7 +412,7 @@ const presetLink: FuzzTarget<string> = {
   },
 };
 
-export const TARGETS: AnyTarget[] = [safetensorsHeader, safetensorsShards, configBuilder, tokenizerFiles, wholeCheckpoint, ggufHeader, presetLink] as AnyTarget[];
+export const TARGETS: AnyTarget[] = [safetensorsHeader, safetensorsShards, configBuilder, tokenizerFiles, wholeCheckpoint, ggufHeader, ggufCheckpoint, presetLink] as AnyTarget[];
 
 export const targetByName = (name: string): AnyTarget => {
   const t = TARGETS.find((x) => x.name === name);
