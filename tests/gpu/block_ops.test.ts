@@ -89,6 +89,28 @@ describe('causal GQA attention over the KV cache vs reference', () => {
       expect(maxAbsDiff(await f32(k, out, T * H * D), attentionRef(q, kc, vc, T, H, KVH, D, start, scale))).toBeLessThan(2e-6);
     });
   }
+  // DeepSeek's latent attention: one cache row [c | k_rope] per position is the key, and its first
+  // kv_lora_rank values are the value; keys wider than 256 and values wider than 64·4.
+  const latent: Array<[number, number, number, number, number]> = [
+    // T, H, DK, DV, start
+    [3, 4, 24, 16, 5],
+    [1, 16, 576, 512, 300],
+    [5, 2, 72, 64, 0],
+  ];
+  for (const [T, H, DK, DV, start] of latent) {
+    it(`latent T=${T} H=${H} key ${DK} value ${DV} (shared buffer) start=${start}`, async () => {
+      const k = await gpuKernels();
+      const P = start + T;
+      const q = randomF32(T * H * DK, 11 + T, 1);
+      const cache = randomF32(P * DK, 12 + P, 1);
+      const out = empty(k, T * H * DV);
+      const scale = 0.3;
+      const scratch = empty(k, attentionScratchBytes(T, H, DV, P) / 4);
+      const c = up(k, cache);
+      submit(k, (enc) => encodeAttention(k, enc, { q: up(k, q), kCache: c, vCache: c, out, scratch, tokens: T, heads: H, kvHeads: 1, headDim: DK, vDim: DV, vStride: DK, start, scale }));
+      expect(maxAbsDiff(await f32(k, out, T * H * DV), attentionRef(q, cache, cache, T, H, 1, DK, start, scale, DV, DK))).toBeLessThan(1e-5);
+    });
+  }
 });
 
 describe('elementwise', () => {

@@ -124,9 +124,12 @@ export function ropeRef(x: Float32Array, cos: Float32Array, sin: Float32Array, t
   return y;
 }
 
-/** Causal GQA attention: q[T,H,D] at positions start+t over k/v[P,KVH,D] (P ≥ start+T). */
-export function attentionRef(q: Float32Array, k: Float32Array, v: Float32Array, T: number, H: number, KVH: number, D: number, start: number, scale: number): Float32Array {
-  const out = new Float32Array(T * H * D);
+/**
+ * Causal GQA attention: q[T,H,D] at positions start+t over k[P,KVH,D] (P ≥ start+T) and values
+ * v[P,KVH,vStride] whose rows' first vDim entries are the value (default: vDim = vStride = D); out [T,H,vDim].
+ */
+export function attentionRef(q: Float32Array, k: Float32Array, v: Float32Array, T: number, H: number, KVH: number, D: number, start: number, scale: number, vDim = D, vStride = vDim): Float32Array {
+  const out = new Float32Array(T * H * vDim);
   const group = H / KVH;
   for (let t = 0; t < T; t++) {
     for (let h = 0; h < H; h++) {
@@ -142,10 +145,10 @@ export function attentionRef(q: Float32Array, k: Float32Array, v: Float32Array, 
       }
       let z = 0;
       for (let j = 0; j < n; j++) z += (s[j] = Math.exp(s[j]! - mx));
-      for (let i = 0; i < D; i++) {
+      for (let i = 0; i < vDim; i++) {
         let acc = 0;
-        for (let j = 0; j < n; j++) acc += s[j]! * v[(j * KVH + kv) * D + i]!;
-        out[(t * H + h) * D + i] = acc / z;
+        for (let j = 0; j < n; j++) acc += s[j]! * v[(j * KVH + kv) * vStride + i]!;
+        out[(t * H + h) * vDim + i] = acc / z;
       }
     }
   }
