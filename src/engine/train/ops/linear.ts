@@ -1,0 +1,50 @@
+import { dispatch, grid1d } from '../../gpu/buffers';
+import type { Kernels } from '../../gpu/kernels';
+
+/** Which gradient outputs are added to instead of overwritten (gradient accumulation). */
+export interface Accumulate {
+  dx?: boolean;
+  dw?: boolean;
+  db?: boolean;
+}
+
+export interface LinearBackwardArgs {
+  /** [M, N] gradient of the output y = x·Wᵀ + b. */
+  dy: GPUBuffer;
+  /** [M, K] the forward's input; needed for dw. */
+  x?: GPUBuffer;
+  /** [N, K] the forward's weight (HF nn.Linear layout, f32); needed for dx. */
+  w?: GPUBuffer;
+  /** [M, K] gradient of x; left out when x needs none (the first layer, a frozen input). */
+  dx?: GPUBuffer;
+  /** [N, K] gradient of W; left out for a frozen weight. */
+  dw?: GPUBuffer;
+  /** [N] gradient of the bias. */
+  db?: GPUBuffer;
+  M: number;
+  N: number;
+  K: number;
+  accumulate?: Accumulate;
+}
+
+const TILE = 64;
+const BIAS_COLUMNS = 32;
+
+/** Records the gradients asked for (any of dx, dw, db) of a linear layer into `enc`. */
+export function encodeLinearBackward(k: Kernels, enc: GPUCommandEncoder, a: LinearBackwardArgs): void {
+  const acc = a.accumulate ?? {};
+  const flags = (acc.dx ? 1 : 0) | (acc.dw ? 2 : 0) | (acc.db ? 4 : 0);
+  const params = k.uniform([{ u32: a.M }, { u32: a.N }, { u32: a.K }, { u32: flags }]);
+  const { device, pipelines } = k;
+  if (a.dx) {
+    if (!a.w) throw new Error('linear backward: dx needs the weight w');
+    dispatch(device, pipelines.get('bwd_linear.wgsl', 'grad_x'), [params, a.dy, null, a.w, a.dx], [Math.ceil(a.K / TILE), Math.ceil(a.M / TILE)], enc);
+  }
+  if (a.dw) {
+    if (!a.x) throw new Error('linear backward: dw needs the input x');
+    dispatch(device, pipelines.get('bwd_linear.wgsl', 'grad_w'), [params, a.dy, a.x, null, null, a.dw], [Math.ceil(a.K / TILE), Math.ceil(a.N / TILE)], enc);
+  }
+  if (a.db) {
+    dispatch(device, pipelines.get('bwd_linear.wgsl', 'grad_b'), [params, a.dy, null, null, null, null, a.db], grid1d(Math.ceil(a.N / BIAS_COLUMNS)), enc);
+  }
+}
