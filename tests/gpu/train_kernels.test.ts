@@ -6,8 +6,12 @@
  */
 import { describe, expect, it } from 'vitest';
 import { randomF32 } from '../../src/engine/ref/random';
+import { ropeTable, uploadRopeTable } from '../../src/engine/ops/rope';
+import { encodeSwiGluBackward } from '../../src/engine/train/ops/elementwise';
 import { encodeLinearBackward } from '../../src/engine/train/ops/linear';
-import { linearBackwardRef } from '../../src/engine/train/ref';
+import { encodeRmsNormBackward } from '../../src/engine/train/ops/rmsnorm';
+import { encodeRopeBackward } from '../../src/engine/train/ops/rope';
+import { linearBackwardRef, rmsnormBackwardRef, ropeBackwardRef, swigluBackwardRef } from '../../src/engine/train/ref';
 import { gpuKernels } from './device';
 import { empty, f32, submit, up } from './run';
 
@@ -48,5 +52,66 @@ describe('linear backward (bwd_linear.wgsl)', () => {
     expectNear('linear dx (overwritten)', await f32(k, dx, M * K), ref.dx, 1e-5);
     expectNear('linear dW (accumulated)', await f32(k, dw, N * K), ref.dw.map((v, i) => v + dw0[i]!), 1e-5);
     expectNear('linear db (accumulated)', await f32(k, db, N), ref.db.map((v, i) => v + db0[i]!), 1e-5);
+  });
+});
+
+describe('RMSNorm backward (bwd_rmsnorm.wgsl)', () => {
+  for (const [R, D] of [[5, 300], [70, 37], [1, 8]] as const) {
+    it(`dx and dweight over ${R} rows of ${D}`, async () => {
+      const k = await gpuKernels();
+      const eps = 1e-6;
+      const x = randomF32(R * D, R + D, 2), w = randomF32(D, 3), dy = randomF32(R * D, 4);
+      const [dx, rstd, dweight] = [empty(k, R * D), empty(k, R), empty(k, D)];
+      submit(k, (enc) => encodeRmsNormBackward(k, enc, { x: up(k, x), weight: up(k, w), dy: up(k, dy), dx, rstd, dweight, rows: R, dim: D, eps }));
+      const ref = rmsnormBackwardRef(x, w, dy, R, D, eps);
+      expectNear(`rmsnorm dx ${R}×${D}`, await f32(k, dx, R * D), ref.dx, 1e-5);
+      expectNear(`rmsnorm dweight ${R}×${D}`, await f32(k, dweight, D), ref.dweight, 1e-5);
+    });
+  }
+  it('adds into dx and dweight when asked', async () => {
+    const k = await gpuKernels();
+    const [R, D, eps] = [6, 45, 1e-5];
+    const x = randomF32(R * D, 1), w = randomF32(D, 2), dy = randomF32(R * D, 3), dx0 = randomF32(R * D, 4), dw0 = randomF32(D, 5);
+    const [dx, dweight] = [up(k, dx0), up(k, dw0)];
+    submit(k, (enc) => encodeRmsNormBackward(k, enc, { x: up(k, x), weight: up(k, w), dy: up(k, dy), dx, rstd: empty(k, R), dweight, rows: R, dim: D, eps, accumulate: { dx: true, dweight: true } }));
+    const ref = rmsnormBackwardRef(x, w, dy, R, D, eps);
+    expectNear('rmsnorm dx (accumulated)', await f32(k, dx, R * D), ref.dx.map((v, i) => v + dx0[i]!), 1e-5);
+    expectNear('rmsnorm dweight (accumulated)', await f32(k, dweight, D), ref.dweight.map((v, i) => v + dw0[i]!), 1e-5);
+  });
+});
+
+describe('SwiGLU backward (bwd_swiglu.wgsl)', () => {
+  it('d(gate_up) over 7 rows of 37', async () => {
+    const k = await gpuKernels();
+    const [R, I] = [7, 37];
+    const gu = randomF32(R * 2 * I, 11, 6), dout = randomF32(R * I, 12);
+    const dgu = empty(k, R * 2 * I);
+    submit(k, (enc) => encodeSwiGluBackward(k, enc, { gateUp: up(k, gu), dout: up(k, dout), dGateUp: dgu, rows: R, inter: I }));
+    expectNear('swiglu d(gate_up)', await f32(k, dgu, R * 2 * I), swigluBackwardRef(gu, dout, R, I), 1e-5);
+  });
+});
+
+describe('RoPE backward (bwd_rope.wgsl)', () => {
+  it('plain [T, H, D] from a start position', async () => {
+    const k = await gpuKernels();
+    const [T, H, D, start] = [5, 3, 16, 7];
+    const tab = ropeTable(32, D, 10000, { type: 'default' });
+    const dy = randomF32(T * H * D, 13);
+    const dx = empty(k, T * H * D);
+    submit(k, (enc) => encodeRopeBackward(k, enc, { dy: { buffer: up(k, dy) }, dx: { buffer: dx }, table: uploadRopeTable(k.device, tab), tokens: T, heads: H, headDim: D, start }));
+    expectNear('rope dx', await f32(k, dx, T * H * D), ropeBackwardRef(dy, tab.cos, tab.sin, T, H, D, start), 1e-6);
+  });
+  it('into the k slice of a fused d(qkv), leaving the rest untouched', async () => {
+    const k = await gpuKernels();
+    const [T, H, KVH, D] = [4, 4, 2, 8];
+    const W = (H + 2 * KVH) * D;
+    const tab = ropeTable(8, D, 10000, { type: 'default' });
+    const dk = randomF32(T * KVH * D, 14), before = randomF32(T * W, 15);
+    const dqkv = up(k, before);
+    submit(k, (enc) => encodeRopeBackward(k, enc, { dy: { buffer: up(k, dk) }, dx: { buffer: dqkv, stride: W, offset: H * D }, table: uploadRopeTable(k.device, tab), tokens: T, heads: KVH, headDim: D, start: 0 }));
+    const want = before.slice();
+    const rk = ropeBackwardRef(dk, tab.cos, tab.sin, T, KVH, D, 0);
+    for (let t = 0; t < T; t++) want.set(rk.subarray(t * KVH * D, (t + 1) * KVH * D), t * W + H * D);
+    expectNear('rope dk into d(qkv)', await f32(k, dqkv, T * W), want, 1e-6);
   });
 });
