@@ -7,11 +7,13 @@
 import { describe, expect, it } from 'vitest';
 import { randomF32 } from '../../src/engine/ref/random';
 import { ropeTable, uploadRopeTable } from '../../src/engine/ops/rope';
+import { attentionRef } from '../../src/engine/ref/ops';
+import { attentionBackwardStatsFloats, encodeAttentionBackward } from '../../src/engine/train/ops/attention';
 import { encodeSwiGluBackward } from '../../src/engine/train/ops/elementwise';
 import { encodeLinearBackward } from '../../src/engine/train/ops/linear';
 import { encodeRmsNormBackward } from '../../src/engine/train/ops/rmsnorm';
 import { encodeRopeBackward } from '../../src/engine/train/ops/rope';
-import { linearBackwardRef, rmsnormBackwardRef, ropeBackwardRef, swigluBackwardRef } from '../../src/engine/train/ref';
+import { attentionBackwardRef, linearBackwardRef, rmsnormBackwardRef, ropeBackwardRef, swigluBackwardRef } from '../../src/engine/train/ref';
 import { gpuKernels } from './device';
 import { empty, f32, submit, up } from './run';
 
@@ -114,4 +116,26 @@ describe('RoPE backward (bwd_rope.wgsl)', () => {
     for (let t = 0; t < T; t++) want.set(rk.subarray(t * KVH * D, (t + 1) * KVH * D), t * W + H * D);
     expectNear('rope dk into d(qkv)', await f32(k, dqkv, T * W), want, 1e-6);
   });
+});
+
+describe('causal GQA attention backward (bwd_attention.wgsl)', () => {
+  // T, H, KVH, D: single token, GQA groups of 2 and 3, MHA, more keys than one 256-wide block.
+  for (const [T, H, KVH, D] of [[1, 1, 1, 4], [7, 4, 2, 16], [9, 6, 2, 36], [5, 2, 2, 128], [300, 2, 1, 8]] as const) {
+    it(`dq, dk, dv for T=${T} H=${H} KVH=${KVH} D=${D}`, async () => {
+      const k = await gpuKernels();
+      const scale = 1 / Math.sqrt(D);
+      const q = randomF32(T * H * D, T + 1, 2), kk = randomF32(T * KVH * D, T + 2, 2), v = randomF32(T * KVH * D, T + 3), dout = randomF32(T * H * D, T + 4);
+      const out = attentionRef(q, kk, v, T, H, KVH, D, 0, scale);
+      const [dq, dk, dv] = [empty(k, T * H * D), empty(k, T * KVH * D), empty(k, T * KVH * D)];
+      submit(k, (enc) => encodeAttentionBackward(k, enc, {
+        q: up(k, q), k: up(k, kk), v: up(k, v), out: up(k, out), dout: up(k, dout), stats: empty(k, attentionBackwardStatsFloats(T, H)),
+        dq, dk, dv, tokens: T, heads: H, kvHeads: KVH, headDim: D, scale,
+      }));
+      const ref = attentionBackwardRef(q, kk, v, dout, T, H, KVH, D, scale);
+      const tag = `T=${T} H=${H} KVH=${KVH} D=${D}`;
+      expectNear(`attention dq ${tag}`, await f32(k, dq, T * H * D), ref.dq, 1e-5);
+      expectNear(`attention dk ${tag}`, await f32(k, dk, T * KVH * D), ref.dk, 1e-5);
+      expectNear(`attention dv ${tag}`, await f32(k, dv, T * KVH * D), ref.dv, 1e-5);
+    });
+  }
 });
