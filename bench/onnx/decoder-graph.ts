@@ -7,7 +7,7 @@
  * Weights are random, like ours.
  */
 import type { ModelSpec } from '../../src/engine/model/spec';
-import { DType, encodeModel, type Node, type Tensor, type ValueInfo } from './proto';
+import { DType, encodeModel, type Node, type Tensor, type ValueInfo } from '../../src/engine/onnx/proto';
 
 const BLOCK = 32;
 

@@ -1,7 +1,8 @@
 /**
- * The few ONNX protobuf messages a benchmark graph needs, encoded by hand (a protobuf library and
- * the onnx schema would be the only other users of a dependency): ModelProto, GraphProto,
- * NodeProto, AttributeProto, TensorProto, ValueInfoProto. Field numbers follow onnx/onnx.proto3.
+ * The few ONNX protobuf messages our graphs need (the bench's peer graph and the decoder exporter),
+ * encoded by hand (a protobuf library and the onnx schema would be the only other users of a
+ * dependency): ModelProto, GraphProto, NodeProto, AttributeProto, TensorProto, ValueInfoProto,
+ * StringStringEntryProto. Field numbers follow onnx/onnx.proto3. The reading side is read.ts.
  */
 
 class Writer {
@@ -155,16 +156,30 @@ function valueInfo(v: ValueInfo): Writer {
   return w;
 }
 
-export function encodeModel(g: { nodes: Node[]; initializers: Tensor[]; inputs: ValueInfo[]; outputs: ValueInfo[]; opsets: Record<string, number> }): Uint8Array {
+export interface ModelGraph {
+  nodes: Node[];
+  initializers: Tensor[];
+  inputs: ValueInfo[];
+  outputs: ValueInfo[];
+  opsets: Record<string, number>;
+  /** GraphProto.name (default 'bench'). */
+  name?: string;
+  /** ModelProto.producer_name (default 'moe-playground-bench'). */
+  producer?: string;
+  /** ModelProto.metadata_props: key → value strings a loader can read without running the graph. */
+  metadata?: Record<string, string>;
+}
+
+export function encodeModel(g: ModelGraph): Uint8Array {
   const graph = new Writer();
   g.nodes.forEach((n, i) => graph.message(1, node(n, i)));
-  graph.string(2, 'bench');
+  graph.string(2, g.name ?? 'bench');
   for (const t of g.initializers) graph.message(5, tensor(t));
   for (const v of g.inputs) graph.message(11, valueInfo(v));
   for (const v of g.outputs) graph.message(12, valueInfo(v));
   const m = new Writer();
   m.int(1, 8); // IR version 8
-  m.string(2, 'moe-playground-bench');
+  m.string(2, g.producer ?? 'moe-playground-bench');
   for (const [domain, version] of Object.entries(g.opsets)) {
     const op = new Writer();
     op.string(1, domain);
@@ -172,5 +187,11 @@ export function encodeModel(g: { nodes: Node[]; initializers: Tensor[]; inputs: 
     m.message(8, op);
   }
   m.message(7, graph);
+  for (const [key, value] of Object.entries(g.metadata ?? {})) {
+    const e = new Writer();
+    e.string(1, key);
+    e.string(2, value);
+    m.message(14, e);
+  }
   return m.finish();
 }
