@@ -4,6 +4,7 @@
  *   selftest  every kernel against its TypeScript reference
  *   generate  text (or ids) from a checkpoint folder
  *   logits    full-sequence logits (and router logits) of a token list, as JSON
+ *   export-onnx  a checkpoint as an ONNX decoder graph (for the page's onnxruntime-web backend)
  */
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
@@ -21,6 +22,7 @@ import { describeGpu, type GpuContext } from '../src/engine/gpu/device';
 import { kernelsFor } from '../src/engine/gpu/kernels';
 import { acquireNodeDevice } from '../src/engine/gpu/node';
 import { runSelfTest } from '../src/engine/selftest';
+import { exportOnnx } from '../src/engine/onnx/export';
 import { parseArgs, type ParsedArgs } from './args';
 
 /** The built-in demo model, the default for --model. */
@@ -47,6 +49,10 @@ commands:
                        com.microsoft.QMoE or as a plain dense graph) on onnxruntime-web's WebGPU EP
   logits [--model DIR] --tokens 1,2,3 --out FILE [--router-logits]
                        write {"logits": [[...] per position]} (and "router_logits") as JSON
+  export-onnx [--model DIR] --out FILE.onnx [--context N]
+                       the checkpoint as an f32 ONNX decoder graph (KV cache, router_logits.{layer}
+                       outputs, model facts in metadata_props) for the page's onnxruntime-web backend;
+                       load it there with the checkpoint's tokenizer.json / tokenizer_config.json
 options:
   --model DIR          a checkpoint folder (config.json, *.safetensors, tokenizer.json);
                        defaults to the built-in demo model (public/models/demo)
@@ -143,6 +149,24 @@ async function benchPeer(ctx: GpuContext, args: ParsedArgs): Promise<number> {
 
 type Command = (ctx: GpuContext, args: ParsedArgs) => Promise<number>;
 
+/** Commands that need no GPU device (none is acquired for them). */
+const cpuCommands: Record<string, (args: ParsedArgs) => Promise<number>> = {
+  async 'export-onnx'(args) {
+    if (typeof args.flags.out !== 'string') throw new Error('export-onnx needs --out FILE.onnx');
+    const dir = typeof args.flags.model === 'string' ? resolve(args.flags.model) : DEMO_MODEL;
+    const ck = await openCheckpoint(await folderSources(dir));
+    const context = numberFlag(args, 'context', 4096);
+    if (!Number.isInteger(context) || context < 1) throw new Error('--context must be a positive whole number');
+    const { bytes, meta } = await exportOnnx(ck.spec, ck.slots, ck.reader, { contextLength: context, parameters: ck.parameters });
+    await writeFile(args.flags.out, bytes);
+    console.log(
+      `wrote ${args.flags.out}: ${meta.arch}, ${meta.numLayers} layers (MoE: ${meta.moeLayers.join(', ')}), ${meta.numExperts} experts top-${meta.topK}, ` +
+        `context ${meta.contextLength}, ${(bytes.length / 2 ** 20).toFixed(1)} MiB. Load it in the page together with ${dir}/tokenizer.json and tokenizer_config.json.`,
+    );
+    return 0;
+  },
+};
+
 const commands: Record<string, Command> = {
   async info(ctx, args) {
     if (args.flags.json) console.log(JSON.stringify(ctx.info, null, 2));
@@ -234,6 +258,8 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return name ? 0 : 2;
   }
+  const cpu = Object.hasOwn(cpuCommands, name) ? cpuCommands[name] : undefined;
+  if (cpu) return cpu(args);
   const command = commands[name];
   if (!command) {
     console.error(`Unknown command "${name}".\n${USAGE}`);
