@@ -5,15 +5,23 @@
  * set a few times above the error measured on SwiftShader (printed per check).
  */
 import { describe, expect, it } from 'vitest';
-import { randomF32 } from '../../src/engine/ref/random';
+import { randomF32, rng } from '../../src/engine/ref/random';
 import { ropeTable, uploadRopeTable } from '../../src/engine/ops/rope';
-import { attentionRef } from '../../src/engine/ref/ops';
+import { uploadStorage } from '../../src/engine/gpu/buffers';
+import { runRoute } from '../../src/engine/ops/oneshot';
+import { attentionRef, routeRef } from '../../src/engine/ref/ops';
 import { attentionBackwardStatsFloats, encodeAttentionBackward } from '../../src/engine/train/ops/attention';
 import { encodeSwiGluBackward } from '../../src/engine/train/ops/elementwise';
+import { encodeEmbeddingBackward, uploadEmbeddingGradPlan } from '../../src/engine/train/ops/embedding';
+import { crossEntropyTargets, encodeCrossEntropy } from '../../src/engine/train/ops/loss';
+import { encodeRouterBackward } from '../../src/engine/train/ops/router';
 import { encodeLinearBackward } from '../../src/engine/train/ops/linear';
 import { encodeRmsNormBackward } from '../../src/engine/train/ops/rmsnorm';
 import { encodeRopeBackward } from '../../src/engine/train/ops/rope';
-import { attentionBackwardRef, linearBackwardRef, rmsnormBackwardRef, ropeBackwardRef, swigluBackwardRef } from '../../src/engine/train/ref';
+import {
+  attentionBackwardRef, crossEntropyRef, embeddingBackwardRef, IGNORE_INDEX, linearBackwardRef, rmsnormBackwardRef, ropeBackwardRef,
+  routerBackwardRef, swigluBackwardRef,
+} from '../../src/engine/train/ref';
 import { gpuKernels } from './device';
 import { empty, f32, submit, up } from './run';
 
@@ -138,4 +146,110 @@ describe('causal GQA attention backward (bwd_attention.wgsl)', () => {
       expectNear(`attention dv ${tag}`, await f32(k, dv, T * KVH * D), ref.dv, 1e-5);
     });
   }
+});
+
+describe('softmax cross-entropy + gradient (bwd_xent.wgsl)', () => {
+  async function run(logits: Float32Array, targets: number[], V: number, opts: { inPlace?: boolean; gradScale?: number } = {}) {
+    const k = await gpuKernels();
+    const T = targets.length;
+    const bl = up(k, logits);
+    const dl = opts.inPlace ? bl : empty(k, T * V);
+    const [losses, loss] = [empty(k, T), empty(k, 1)];
+    const tg = uploadStorage(k.device, crossEntropyTargets(targets, V));
+    submit(k, (enc) => encodeCrossEntropy(k, enc, { logits: bl, targets: tg, dlogits: dl, losses, loss, tokens: T, vocab: V, gradScale: opts.gradScale }));
+    return { dlogits: await f32(k, dl, T * V), losses: await f32(k, losses, T), loss: (await f32(k, loss, 1))[0]! };
+  }
+  it('mean loss, per-row losses and dlogits over 7 rows of 300, two rows ignored', async () => {
+    const V = 300;
+    const targets = [5, IGNORE_INDEX, 299, 0, 17, IGNORE_INDEX, 5];
+    const logits = randomF32(targets.length * V, 21, 4);
+    const got = await run(logits, targets, V, { gradScale: 0.5 });
+    const ref = crossEntropyRef(logits, targets, targets.length, V, 0.5);
+    expectNear('cross-entropy dlogits', got.dlogits, ref.dlogits, 1e-5);
+    expectNear('cross-entropy row losses', got.losses, ref.losses, 1e-6);
+    expectNear('cross-entropy mean loss', [got.loss], [ref.loss], 1e-6);
+  });
+  it('in place over the logits, stable at logits near 1e4', async () => {
+    const V = 41;
+    const targets = [3, 40, IGNORE_INDEX];
+    const logits = randomF32(targets.length * V, 22, 3).map((v) => v + 1e4);
+    const got = await run(logits, targets, V, { inPlace: true });
+    const ref = crossEntropyRef(logits, targets, targets.length, V);
+    expectNear('cross-entropy in place dlogits', got.dlogits, ref.dlogits, 1e-5);
+    expectNear('cross-entropy in place mean loss', [got.loss], [ref.loss], 1e-5);
+    expect(Number.isFinite(got.loss)).toBe(true);
+  });
+  it('every row ignored: loss 0 and a zero gradient, not NaN', async () => {
+    const got = await run(randomF32(2 * 5, 23), [IGNORE_INDEX, IGNORE_INDEX], 5);
+    expect(got.loss).toBe(0);
+    expect(got.dlogits.every((v) => v === 0)).toBe(true);
+  });
+  it('the host refuses a target outside the vocabulary', () => {
+    expect(() => crossEntropyTargets([1, 5], 5)).toThrow(/target 5 at row 1/);
+    expect(() => crossEntropyTargets([-1], 5)).toThrow(/target -1/);
+  });
+});
+
+describe('embedding backward (bwd_embedding.wgsl)', () => {
+  const [V, D] = [37, 70];
+  const ids = [4, 36, 4, 0, 12, 4, 36];
+  it('scatters rows by id with repeats, scaled; untouched rows cleared', async () => {
+    const k = await gpuKernels();
+    const dout = randomF32(ids.length * D, 24);
+    const dTable = up(k, randomF32(V * D, 25)); // stale contents that a non-accumulating call must clear
+    submit(k, (enc) => encodeEmbeddingBackward(k, enc, { plan: uploadEmbeddingGradPlan(k.device, ids, V), dout: up(k, dout), dTable, dim: D, scale: 1.5 }));
+    expectNear('embedding dTable', await f32(k, dTable, V * D), embeddingBackwardRef(ids, dout, V, D, 1.5), 1e-6);
+  });
+  it('accumulates onto an existing gradient', async () => {
+    const k = await gpuKernels();
+    const dout = randomF32(ids.length * D, 26), before = randomF32(V * D, 27);
+    const dTable = up(k, before);
+    submit(k, (enc) => encodeEmbeddingBackward(k, enc, { plan: uploadEmbeddingGradPlan(k.device, ids, V), dout: up(k, dout), dTable, dim: D, scale: 1, accumulate: true }));
+    const want = embeddingBackwardRef(ids, dout, V, D, 1).map((v, i) => v + before[i]!);
+    expectNear('embedding dTable (accumulated)', await f32(k, dTable, V * D), want, 1e-6);
+  });
+  it('the plan refuses an id outside the vocabulary', async () => {
+    const k = await gpuKernels();
+    expect(() => uploadEmbeddingGradPlan(k.device, [1, 37], V)).toThrow(/token id 37 at position 1/);
+  });
+});
+
+describe('MoE router backward (bwd_router.wgsl)', () => {
+  const cases = [
+    { name: 'softmax, top-2, renormalised', E: 8, k: 2, o: { renormalize: true } },
+    { name: 'softmax, top-3, τ = 0.7, routed scale 2.5, not renormalised, + dProbs', E: 60, k: 3, o: { renormalize: false, temperature: 0.7, routedScale: 2.5 }, dProbs: true },
+    { name: 'sigmoid, top-2, renormalised, + dProbs', E: 16, k: 2, o: { renormalize: true, scoring: 'sigmoid' as const }, dProbs: true },
+  ];
+  for (const { name, E, k: K, o, dProbs } of cases) {
+    it(`${name} (T = 70)`, async () => {
+      const k = await gpuKernels();
+      const T = 70;
+      const logits = randomF32(T * E, E + K, 2);
+      const fwd = routeRef(logits, T, E, K, o.renormalize, { scoring: o.scoring, temperature: o.temperature, routedScale: o.routedScale, disabled: [1] });
+      const dG = randomF32(T * K, E + 1), dP = dProbs ? randomF32(T * E, E + 2) : null;
+      const dLogits = empty(k, T * E);
+      submit(k, (enc) => encodeRouterBackward(k, enc, {
+        probs: up(k, fwd.probs), idx: up(k, fwd.idx), dGates: up(k, dG), dProbs: dP ? up(k, dP) : undefined, dLogits,
+        tokens: T, experts: E, topK: K, router: o,
+      }));
+      expectNear(`router dLogits (${name})`, await f32(k, dLogits, T * E), routerBackwardRef(fwd.probs, fwd.idx, dG, T, E, K, o, dP), 1e-5);
+    });
+  }
+  it('from the GPU routing kernel\'s own probs and choice (masked expert, fewer experts than k allowed)', async () => {
+    const k = await gpuKernels();
+    const [T, E, K] = [5, 4, 3];
+    const logits = randomF32(T * E, 28, 2);
+    const router = {
+      topK: K, scoring: 'softmax' as const, temperature: 1, noiseStd: 0, seed: 0, renormalize: true, nGroup: 1, topkGroup: 1,
+      groupScore: 'max' as const, bias: null, disabled: [0, 2], capacityFactor: 0, routedScale: 1,
+    };
+    const fwd = await runRoute(k, logits, T, E, router);
+    expect(fwd.idx[2]).toBe(0xffffffff); // two experts allowed, k = 3: the last slot goes to none
+    const dG = randomF32(T * K, 29);
+    const dLogits = empty(k, T * E);
+    submit(k, (enc) => encodeRouterBackward(k, enc, { probs: up(k, fwd.probs), idx: up(k, fwd.idx), dGates: up(k, dG), dLogits, tokens: T, experts: E, topK: K, router }));
+    const got = await f32(k, dLogits, T * E);
+    expectNear('router dLogits from encodeRoute', got, routerBackwardRef(fwd.probs, fwd.idx, dG, T, E, K, router), 1e-5);
+    for (let t = 0; t < T; t++) for (const e of [0, 2]) expect(Math.abs(got[t * E + e]!)).toBe(0);
+  });
 });
