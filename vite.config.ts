@@ -3,15 +3,16 @@ import react from '@vitejs/plugin-react';
 import { defineConfig, type Plugin } from 'vite';
 
 /**
- * The page's Content-Security-Policy. No inline script, no eval (nothing in the bundle needs it:
- * onnxruntime-web is not bundled, so no 'wasm-unsafe-eval' either), styles only from our CSS file
+ * The page's Content-Security-Policy. No inline script, no eval; WebAssembly compilation only
+ * ('wasm-unsafe-eval', which lets in no JavaScript eval): the ONNX backend's onnxruntime-web runs
+ * its kernels' host code as wasm, loaded from this origin only when an .onnx is opened. Styles only from our CSS file
  * (React and d3 set inline styles through the CSSOM, which CSP allows), and connections to this
  * origin plus https:// hosts only: a model URL the user types can be on any https host, which a
  * static policy cannot name in advance, and src/preset/model-url.ts refuses the rest up front.
  */
 const CSP: Record<string, string> = {
   'default-src': "'self'",
-  'script-src': "'self'",
+  'script-src': "'self' 'wasm-unsafe-eval'",
   'style-src': "'self'",
   'img-src': "'self' data:",
   'font-src': "'self'",

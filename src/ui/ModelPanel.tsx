@@ -32,6 +32,10 @@ export function ModelPanel({ engine }: { engine: EngineActions }) {
         <dl className="facts" data-testid="model-summary">
           <dt>Name</dt>
           <dd data-testid="model-name">{model.name}</dd>
+          <dt>Backend</dt>
+          <dd data-testid="model-backend" title={model.backend === 'onnxruntime-web' ? 'The .onnx graph runs on onnxruntime-web’s WebGPU execution provider' : 'The checkpoint runs on this app’s own WGSL kernels'}>
+            {model.backend === 'onnxruntime-web' ? 'onnxruntime-web (WebGPU EP), ONNX graph' : 'WebGPU kernels (WGSL)'}
+          </dd>
           <dt>Architecture</dt>
           <dd>
             {model.arch} · {model.numLayers} layers ({model.moeLayers.length} MoE) · hidden {model.hiddenSize}
@@ -42,7 +46,8 @@ export function ModelPanel({ engine }: { engine: EngineActions }) {
           </dd>
           <dt>Size</dt>
           <dd>
-            {(model.parameters / 1e6).toFixed(2)} M parameters · {(model.gpuBytes / MiB).toFixed(1)} MiB on the GPU
+            {(model.parameters / 1e6).toFixed(2)} M parameters ·{' '}
+            {model.backend === 'onnxruntime-web' ? `${(model.gpuBytes / MiB).toFixed(1)} MiB .onnx file` : `${(model.gpuBytes / MiB).toFixed(1)} MiB on the GPU`}
             {model.weights.format !== 'f32' ? ` (${model.weights.format}, group ${model.weights.group})` : ' (f32)'} · context {model.contextLength}
           </dd>
           {loadMs !== null && (
@@ -52,6 +57,14 @@ export function ModelPanel({ engine }: { engine: EngineActions }) {
                 {(loadMs / 1000).toFixed(2)} s
                 {model.fromCache.files + model.fromCache.matrices > 0 &&
                   ` (from the browser cache: ${model.fromCache.files} files, ${model.fromCache.matrices} quantised matrices)`}
+              </dd>
+            </>
+          )}
+          {model.routerFixed && (
+            <>
+              <dt>Router</dt>
+              <dd className="muted small" data-testid="router-fixed">
+                {model.routerFixed}
               </dd>
             </>
           )}
@@ -114,7 +127,7 @@ export function ModelPanel({ engine }: { engine: EngineActions }) {
         </label>
         <label className="button">
           Files…
-          <input type="file" hidden multiple accept=".json,.safetensors,.jinja,.gguf" onChange={(e) => e.target.files?.length && engine.load({ kind: 'files', files: [...e.target.files] })} />
+          <input type="file" hidden multiple accept=".json,.safetensors,.jinja,.gguf,.onnx" onChange={(e) => e.target.files?.length && engine.load({ kind: 'files', files: [...e.target.files] })} />
         </label>
       </div>
       <form
@@ -135,7 +148,7 @@ export function ModelPanel({ engine }: { engine: EngineActions }) {
           Load URL
         </button>
       </form>
-      <p className="muted small">Or drop a checkpoint's files, or one .gguf file, here.</p>
+      <p className="muted small">Or drop a checkpoint's files, one .gguf file, or one .onnx file with its tokenizer files, here.</p>
     </section>
   );
 }

@@ -17,12 +17,17 @@ import { chat, type SessionEvent } from '../engine/session';
 import { serial } from './serial';
 import { checkModelUrl } from '../preset/model-url';
 import type { ModelSource, ModelSummary, RoutingPayload, WeightChoice, WorkerEvent, WorkerRequest } from './protocol';
+import type { OrtDecoder } from '../engine/onnx/ort-backend';
+import { ortChat } from '../engine/onnx/ort-session';
+import type { ModelSpec } from '../engine/model/spec';
+import { isOnnx, openOnnxFiles } from './onnx-model';
 
 const scope = self as unknown as DedicatedWorkerGlobalScope;
 const post = (e: WorkerEvent, transfer: Transferable[] = []) => scope.postMessage(e, transfer);
 
 let gpu: { ctx: GpuContext; kernels: Kernels } | null = null;
 interface Loaded {
+  backend: 'webgpu-kernels';
   /** Replaced (same weights) when generation runs out of memory and its buffers are rebuilt. */
   model: MoeModel;
   tokenizer: HfTokenizer | null;
@@ -30,7 +35,17 @@ interface Loaded {
   /** What to load again after a device loss. */
   source: ModelSource;
 }
-let loaded: Loaded | null = null;
+/** An .onnx decoder run by onnxruntime-web (engine/onnx/): routing is fixed inside its graph. */
+interface LoadedOnnx {
+  backend: 'onnxruntime-web';
+  decoder: OrtDecoder;
+  tokenizer: HfTokenizer | null;
+  summary: ModelSummary;
+  source: ModelSource;
+  /** The knobs that describe the graph's own routing; the only ones this backend can honour. */
+  router: RouterConfig;
+}
+let loaded: Loaded | LoadedOnnx | null = null;
 let running: AbortController | null = null;
 /** All GPU work goes through this, one task at a time (see serial.ts). */
 const gpuTask = serial();
@@ -48,7 +63,7 @@ const KV_CONTEXT = 1024;
 const errorText = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 /** The files a checkpoint folder may hold; others are ignored. */
-const WANTED = /^(config\.json|tokenizer\.json|tokenizer_config\.json|chat_template\.jinja|model\.safetensors\.index\.json|.*\.safetensors|.*\.gguf)$/i;
+const WANTED = /^(config\.json|tokenizer\.json|tokenizer_config\.json|chat_template\.jinja|model\.safetensors\.index\.json|.*\.safetensors|.*\.gguf|.*\.onnx)$/i;
 const DEMO_FILES = ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'];
 
 /** A device with its buffers counted, watched for loss. */
@@ -89,7 +104,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  */
 async function recover(loss: GpuLossInfo): Promise<void> {
   // The model in use, or else the one being loaded when the device went (it is aborted below).
-  const had = loaded ? { source: loaded.source, weights: loaded.summary.weights, router: loaded.model.router as RouterConfig | undefined } : requested ? { ...requested, router: undefined } : null;
+  const had = loaded
+    ? { source: loaded.source, weights: loaded.summary.weights, router: loaded.backend === 'webgpu-kernels' ? (loaded.model.router as RouterConfig | undefined) : undefined }
+    : requested
+      ? { ...requested, router: undefined }
+      : null;
   running?.abort();
   loading?.abort();
   gpu = null;
@@ -169,8 +188,9 @@ async function sourcesFor(source: ModelSource, signal: AbortSignal): Promise<Sou
     const files = source.files.filter((f) => WANTED.test(f.name));
     const dir = (source.files[0] as File & { webkitRelativePath?: string }).webkitRelativePath?.split('/')[0];
     const key = `files|${files.map((f) => `${f.name}:${f.size}:${f.lastModified}`).sort().join('|')}`;
-    // A .gguf is the whole checkpoint (config and tokenizer in its metadata): name the model after it.
-    const gguf = files.find((f) => /\.gguf$/i.test(f.name));
+    // A .gguf is the whole checkpoint (config and tokenizer in its metadata), an .onnx the whole
+    // graph: name the model after it.
+    const gguf = files.find((f) => /\.gguf$/i.test(f.name) || isOnnx(f.name));
     return { name: gguf?.name || dir || files.find((f) => f.name.endsWith('.safetensors'))?.name || 'local files', files: files.map((f) => blobSource(f.name, f)), key, cachedFiles: 0 };
   }
   // The page checked it already; a request from elsewhere gets the same rule (https or this origin).
@@ -229,6 +249,7 @@ async function load(source: ModelSource, choice: WeightChoice, restore?: RouterC
   const t0 = performance.now();
   const { name, files, key, cachedFiles } = await sourcesFor(source, signal);
   signal.throwIfAborted();
+  if (files.some((f) => isOnnx(f.name))) return loadOnnx(source, name, files, signal, t0);
   await gpuTask(async () => {
     signal.throwIfAborted();
     const g = gpu;
@@ -266,10 +287,7 @@ async function load(source: ModelSource, choice: WeightChoice, restore?: RouterC
       }
     }
     // Only now, with the new model complete, does the old one go: a failed load keeps it.
-    if (loaded) {
-      destroyWeights(loaded.model.weights);
-      loaded.model.destroy();
-    }
+    await unloadCurrent();
     const s = ck.spec;
     const summary: ModelSummary = {
       name,
@@ -287,10 +305,80 @@ async function load(source: ModelSource, choice: WeightChoice, restore?: RouterC
       fromCache: { files: cachedFiles, matrices: stats.hits },
       hasTokenizer: ck.tokenizer !== null,
       hasChatTemplate: ck.tokenizer?.hasChatTemplate ?? false,
+      backend: 'webgpu-kernels',
+      routerFixed: null,
     };
-    loaded = { model: m, tokenizer: ck.tokenizer, summary, source };
+    loaded = { backend: 'webgpu-kernels', model: m, tokenizer: ck.tokenizer, summary, source };
     post({ type: 'model-ready', model: summary, loadMs: performance.now() - t0, restored: restore !== undefined });
     post({ type: 'router', router: m.router, defaults: defaultRouter(ck.spec) });
+    postMemory();
+  });
+}
+
+/** Frees the model in use (either backend). */
+async function unloadCurrent(): Promise<void> {
+  const cur = loaded;
+  if (!cur) return;
+  loaded = null;
+  if (cur.backend === 'webgpu-kernels') {
+    destroyWeights(cur.model.weights);
+    cur.model.destroy();
+  } else await cur.decoder.release().catch((e: unknown) => console.warn(`onnxruntime session not released: ${errorText(e)}`));
+}
+
+/** Why the router knobs cannot change an .onnx model's routing (shown in the page). */
+const ONNX_ROUTER_FIXED =
+  'This model runs on onnxruntime-web: its routing is computed inside the ONNX graph as exported, so the router knobs cannot change it. ' +
+  'Load the checkpoint itself (safetensors or GGUF) to tune the router.';
+
+/** The router knobs that describe an ONNX graph's own routing (HF's: softmax, top-k, renormalised as the model says). */
+function onnxRouter(topK: number, normTopkProb: boolean): RouterConfig {
+  // defaultRouter reads only the MoE facts of a spec; an .onnx carries those facts, not a whole spec.
+  return defaultRouter({ moe: { topK, normTopkProb } } as unknown as ModelSpec);
+}
+
+/** The knobs of `r` that differ from `base`, by name. */
+function changedKnobs(r: RouterConfig, base: RouterConfig): string[] {
+  const norm = (k: keyof RouterConfig, v: unknown) => (k === 'disabled' && Array.isArray(v) && v.length === 0 ? null : v === undefined ? null : v);
+  const keys = new Set([...Object.keys(r), ...Object.keys(base)] as Array<keyof RouterConfig>);
+  return [...keys].filter((k) => JSON.stringify(norm(k, r[k])) !== JSON.stringify(norm(k, base[k])));
+}
+
+/**
+ * Loads an .onnx decoder for the onnxruntime-web backend (its own WebGPU device, made by
+ * onnxruntime). The file is checked as a decoder before a session is built; the model loaded
+ * before stays until the new one is ready.
+ */
+async function loadOnnx(source: ModelSource, name: string, files: ByteSource[], signal: AbortSignal, t0: number): Promise<void> {
+  await gpuTask(async () => {
+    signal.throwIfAborted();
+    post({ type: 'load-progress', stage: 'parse', done: 0, total: 1, detail: 'checking the ONNX graph and building an onnxruntime-web session' });
+    const o = await openOnnxFiles(files, KV_CONTEXT, signal);
+    await unloadCurrent();
+    const m = o.decoder.meta;
+    const summary: ModelSummary = {
+      name,
+      arch: m.arch,
+      numLayers: m.numLayers,
+      moeLayers: m.moeLayers,
+      numExperts: m.numExperts,
+      topK: m.topK,
+      hiddenSize: m.hiddenSize,
+      vocabSize: m.vocabSize,
+      contextLength: o.decoder.contextLength,
+      parameters: m.parameters,
+      gpuBytes: o.fileBytes,
+      weights: { format: 'f32', group: 32 },
+      fromCache: { files: 0, matrices: 0 },
+      hasTokenizer: o.tokenizer !== null,
+      hasChatTemplate: o.tokenizer?.hasChatTemplate ?? false,
+      backend: 'onnxruntime-web',
+      routerFixed: ONNX_ROUTER_FIXED,
+    };
+    const router = onnxRouter(m.topK, m.normTopkProb);
+    loaded = { backend: 'onnxruntime-web', decoder: o.decoder, tokenizer: o.tokenizer, summary, source, router };
+    post({ type: 'model-ready', model: summary, loadMs: performance.now() - t0, restored: false });
+    post({ type: 'router', router, defaults: router });
     postMemory();
   });
 }
@@ -364,6 +452,16 @@ function payload(r: RoutingRecord): { routing: RoutingPayload; transfer: Transfe
   return { routing, transfer: [...r.experts.map((a) => a.buffer), ...r.gates.map((a) => a.buffer)] };
 }
 
+/** Session events to the page (both backends emit the same ones). */
+function postSessionEvent(ev: SessionEvent, contextLength: number): void {
+  if (ev.type === 'prompt') post({ type: 'prompt', tokens: ev.ids.map((id, i) => ({ id, text: ev.pieces[i]! })), dropped: ev.dropped, contextLength });
+  else if (ev.type === 'token') post({ type: 'token', token: { id: ev.id, text: ev.text }, prob: ev.prob, ms: ev.ms });
+  else if (ev.type === 'routing') {
+    const { routing, transfer } = payload(ev.routing);
+    post({ type: 'routing', start: ev.start, routing }, transfer);
+  } else post(ev);
+}
+
 async function runChat(req: Extract<WorkerRequest, { type: 'chat' }>): Promise<void> {
   if (!loaded) throw new Error('No model is loaded yet.');
   running?.abort();
@@ -373,15 +471,15 @@ async function runChat(req: Extract<WorkerRequest, { type: 'chat' }>): Promise<v
     await gpuTask(async () => {
       const cur = loaded;
       if (!cur) throw new Error('No model is loaded yet.');
+      if (cur.backend === 'onnxruntime-web') {
+        const opts = { sampling: req.sampling, maxNewTokens: req.maxNewTokens, signal: ctl.signal };
+        for await (const ev of ortChat(cur.decoder, cur.tokenizer, req.messages, opts)) postSessionEvent(ev, cur.decoder.contextLength);
+        return;
+      }
       await generating(cur, async (device) => {
         const { model, tokenizer } = cur;
         for await (const ev of checked(device, chat(model, tokenizer, req.messages, { sampling: req.sampling, maxNewTokens: req.maxNewTokens, signal: ctl.signal }))) {
-          if (ev.type === 'prompt') post({ type: 'prompt', tokens: ev.ids.map((id, i) => ({ id, text: ev.pieces[i]! })), dropped: ev.dropped, contextLength: model.contextLength });
-          else if (ev.type === 'token') post({ type: 'token', token: { id: ev.id, text: ev.text }, prob: ev.prob, ms: ev.ms });
-          else if (ev.type === 'routing') {
-            const { routing, transfer } = payload(ev.routing);
-            post({ type: 'routing', start: ev.start, routing }, transfer);
-          } else post(ev);
+          postSessionEvent(ev, model.contextLength);
         }
       });
     });
@@ -398,6 +496,7 @@ async function runCompare(req: Extract<WorkerRequest, { type: 'compare' }>): Pro
   await gpuTask(async () => {
     const cur = loaded;
     if (!cur) throw new Error('No model is loaded yet.');
+    if (cur.backend === 'onnxruntime-web') throw new Error(`A/B compare runs the conversation under two router presets. ${ONNX_ROUTER_FIXED}`);
     const before = cur.model.router;
     await generating(cur, async (device) => {
       try {
@@ -466,6 +565,13 @@ async function handle(req: WorkerRequest): Promise<void> {
       return runCompare(req);
     case 'router':
       if (!loaded) throw new Error('No model is loaded yet.');
+      if (loaded.backend === 'onnxruntime-web') {
+        // The graph's routing is the only one on offer: the page's knobs go back to it, and a change is refused, naming the knobs.
+        const changed = changedKnobs(req.router, loaded.router);
+        post({ type: 'router', router: loaded.router, defaults: loaded.router });
+        if (changed.length) post({ type: 'router-error', message: `${ONNX_ROUTER_FIXED} (Changed: ${changed.join(', ')}.)` });
+        return;
+      }
       try {
         loaded.model.setRouter(req.router);
         post({ type: 'router', router: loaded.model.router, defaults: defaultRouter(loaded.model.spec) });

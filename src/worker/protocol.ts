@@ -10,6 +10,7 @@ import type { SelfTestResult } from '../engine/selftest';
 export type ModelSource =
   | { kind: 'demo' }
   | { kind: 'url'; url: string }
+  /** A checkpoint's files, or one .onnx decoder with its tokenizer files (and optionally config.json). */
   | { kind: 'files'; files: File[] };
 
 /** How attention and expert matrices are stored on the GPU. */
@@ -65,6 +66,10 @@ export interface ModelSummary {
   fromCache: { files: number; matrices: number };
   hasTokenizer: boolean;
   hasChatTemplate: boolean;
+  /** What runs the model: our WGSL kernels, or onnxruntime-web's WebGPU EP (an .onnx file). */
+  backend: 'webgpu-kernels' | 'onnxruntime-web';
+  /** Why the router knobs cannot change this model's routing (null: they can). */
+  routerFixed: string | null;
 }
 
 export interface TokenPiece {

@@ -194,7 +194,7 @@ test('the page runs under a strict Content-Security-Policy: no inline script, no
   expect(header).toContain("script-src 'self'");
   expect(header).toContain("connect-src 'self' https:");
   expect(header).toContain("frame-ancestors 'none'");
-  await expect(page.locator('meta[http-equiv="Content-Security-Policy"]')).toHaveAttribute('content', /script-src 'self'; style-src 'self'/);
+  await expect(page.locator('meta[http-equiv="Content-Security-Policy"]')).toHaveAttribute('content', /script-src 'self' 'wasm-unsafe-eval'; style-src 'self'/);
   await expect(page.getByTestId('model-name')).toContainText('demo', { timeout: 120_000 });
   await ask(page, 'What is 12 + 30?');
   await expect(page.getByTestId('msg-assistant').last()).toContainText('12 + 30 =');

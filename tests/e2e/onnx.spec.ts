@@ -1,0 +1,58 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { expect, test } from '@playwright/test';
+import { openCheckpoint } from '../../src/engine/io/checkpoint';
+import { folderSources } from '../../src/engine/io/node-source';
+import { exportOnnx } from '../../src/engine/onnx/export';
+
+// The demo checkpoint (a tiny qwen2_moe with a real tokenizer, so its replies can be checked)
+// exported to an .onnx in the test, then picked through the Files… input together with its
+// tokenizer files: it runs on onnxruntime-web's WebGPU EP, answers as our engine does, and its
+// routing (from the graph's router_logits outputs) fills the heatmap. Router knobs are refused.
+test('an .onnx picked with its tokenizer files runs on onnxruntime-web, chats, and fills the routing heatmap', async ({ page }, info) => {
+  const errors: string[] = [];
+  const csp: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('console', (m) => /Content Security Policy/i.test(m.text()) && csp.push(m.text()));
+  const demo = join(process.cwd(), 'public', 'models', 'demo');
+  const ck = await openCheckpoint(await folderSources(demo));
+  const { bytes } = await exportOnnx(ck.spec, ck.slots, ck.reader, { contextLength: 512, parameters: ck.parameters });
+  const onnxPath = info.outputPath('demo.onnx');
+  await writeFile(onnxPath, bytes);
+
+  await page.goto('/');
+  await expect(page.getByTestId('model-name')).toContainText('demo', { timeout: 120_000 });
+  await expect(page.getByTestId('model-backend')).toContainText('WebGPU kernels');
+  await page.locator('input[type=file][accept*=".onnx"]').setInputFiles([onnxPath, join(demo, 'tokenizer.json'), join(demo, 'tokenizer_config.json')]);
+  await expect(page.getByTestId('model-name')).toHaveText('demo.onnx', { timeout: 120_000 });
+  await expect(page.getByTestId('model-backend')).toContainText('onnxruntime-web');
+  await expect(page.getByTestId('model-summary')).toContainText('16 per MoE layer, top-2');
+  await expect(page.getByTestId('router-fixed')).toContainText('routing is computed inside the ONNX graph');
+
+  await page.getByLabel('Message').fill('What is 12 + 30?');
+  await page.getByTestId('send').click();
+  await expect(page.getByTestId('chat-stats')).toBeVisible({ timeout: 120_000 });
+  // The same answer our own kernels give (chat.spec.ts): greedy decoding on the same weights.
+  await expect(page.getByTestId('msg-assistant').last()).toContainText('12 + 30 =');
+  const counts = await page.getByTestId('heatmap-conversation').locator('rect.cell').evaluateAll((els) => els.map((e) => Number(e.getAttribute('data-count'))));
+  expect(counts.length).toBe(4 * 16);
+  // Every token of prompt and reply is routed to top-2 experts in each of the 4 MoE layers.
+  const tokens = await page.getByTestId('reply-token').count();
+  expect(tokens).toBeGreaterThan(0);
+  const perLayer = counts.reduce((a, b) => a + b, 0) / 4;
+  expect(perLayer % 2).toBe(0);
+  expect(perLayer / 2).toBeGreaterThan(tokens);
+  await page.getByTestId('reply-token').first().click();
+  await expect(page.getByTestId('inspector-table').locator('tbody tr')).toHaveCount(4);
+  await page.screenshot({ path: 'test-results/onnx-chat.png', fullPage: true });
+
+  // A router knob cannot change the graph's routing: refused with the reason, and the knob goes back.
+  await page.getByTestId('knob-topk').fill('3');
+  await page.getByTestId('knob-topk').blur();
+  await expect(page.getByTestId('router-error')).toContainText('onnxruntime-web');
+  await expect(page.getByTestId('router-error')).toContainText('Changed: topK');
+  await expect(page.getByTestId('knob-topk')).toHaveValue('2');
+  await page.screenshot({ path: 'test-results/onnx-router-refused.png', fullPage: true });
+  expect(errors).toEqual([]);
+  expect(csp).toEqual([]);
+});
