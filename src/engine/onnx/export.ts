@@ -49,6 +49,12 @@ export function checkExportable(spec: ModelSpec): void {
   const rs = spec.ropeScaling as { type: string };
   if (rs.type !== 'default' && rs.type !== 'linear') throw new OnnxExportError(`ONNX export does not support rope_scaling type "${rs.type}"`);
   if (spec.headDim % 2 !== 0) throw new OnnxExportError(`ONNX export needs an even head_dim, got ${spec.headDim}`);
+  // Routing beyond softmax → top-k → renormalise (sigmoid scoring, expert groups, a routed scale, as
+  // DeepSeek-style configs add) is not in the graph: refuse rather than export different routing.
+  const moe = spec.moe as { scoring?: string; nGroup?: number; routedScale?: number };
+  if ((moe.scoring ?? 'softmax') !== 'softmax' || (moe.nGroup ?? 1) !== 1 || (moe.routedScale ?? 1) !== 1) {
+    throw new OnnxExportError(`ONNX export supports softmax top-k routing only; this ${spec.arch} config routes with ${moe.scoring ?? 'softmax'} scoring, ${moe.nGroup ?? 1} expert groups, scale ${moe.routedScale ?? 1}`);
+  }
   if (spec.numHeads % spec.numKvHeads !== 0) throw new OnnxExportError(`num_attention_heads ${spec.numHeads} is not a multiple of num_key_value_heads ${spec.numKvHeads}`);
 }
 

@@ -118,7 +118,14 @@ describe('the exporter refuses what it cannot express, with OnnxExportError', ()
     expect(() => checkExportable(s)).toThrow(/does not support architecture "deepseek_v2" \(supported: qwen2_moe, qwen3_moe, mixtral, olmoe, granitemoe\)/);
   });
 
-  it('a RoPE scaling it does not implement', () => {
+  it('routing other than softmax → top-k → renormalise (sigmoid scoring, expert groups, a routed scale)', () => {
+    for (const extra of [{ scoring: 'sigmoid' }, { nGroup: 4 }, { routedScale: 2.5 }]) {
+      const s = { ...spec, moe: { ...spec.moe, ...extra } } as unknown as ModelSpec;
+      expect(() => checkExportable(s)).toThrow(/supports softmax top-k routing only/);
+    }
+  });
+
+    it('a RoPE scaling it does not implement', () => {
     const s = { ...spec, ropeScaling: { type: 'yarn', factor: 4 } } as unknown as ModelSpec;
     expect(() => checkExportable(s)).toThrow(/rope_scaling type "yarn"/);
   });
