@@ -15,11 +15,14 @@ import { encodeSwiGluBackward } from '../../src/engine/train/ops/elementwise';
 import { encodeEmbeddingBackward, uploadEmbeddingGradPlan } from '../../src/engine/train/ops/embedding';
 import { crossEntropyTargets, encodeCrossEntropy } from '../../src/engine/train/ops/loss';
 import { encodeRouterBackward } from '../../src/engine/train/ops/router';
+import { encodeAdamWStep, encodeGradNorm, gradNormPartialFloats, OPTIM_STATS_FLOATS } from '../../src/engine/train/ops/adamw';
+import { AdamW } from '../../src/engine/train/optim';
+import { learningRate } from '../../src/engine/train/schedule';
 import { encodeLinearBackward } from '../../src/engine/train/ops/linear';
 import { encodeRmsNormBackward } from '../../src/engine/train/ops/rmsnorm';
 import { encodeRopeBackward } from '../../src/engine/train/ops/rope';
 import {
-  attentionBackwardRef, crossEntropyRef, embeddingBackwardRef, IGNORE_INDEX, linearBackwardRef, rmsnormBackwardRef, ropeBackwardRef,
+  adamwStepRef, attentionBackwardRef, clipScaleRef, crossEntropyRef, gradNormRef, embeddingBackwardRef, IGNORE_INDEX, linearBackwardRef, rmsnormBackwardRef, ropeBackwardRef,
   routerBackwardRef, swigluBackwardRef,
 } from '../../src/engine/train/ref';
 import { gpuKernels } from './device';
@@ -251,5 +254,84 @@ describe('MoE router backward (bwd_router.wgsl)', () => {
     const got = await f32(k, dLogits, T * E);
     expectNear('router dLogits from encodeRoute', got, routerBackwardRef(fwd.probs, fwd.idx, dG, T, E, K, router), 1e-5);
     for (let t = 0; t < T; t++) for (const e of [0, 2]) expect(Math.abs(got[t * E + e]!)).toBe(0);
+  });
+});
+
+describe('AdamW with global-norm clipping (adamw.wgsl)', () => {
+  // Parameters of order 1 drift from the reference by a few f32 ulps per step (the reference
+  // computes each update in f64 and the WGSL division and square root may be 2.5 ulp): measured at
+  // most 7.8e-7 after 6 steps, so 2e-6. A missing bias correction or decay term moves them by ~lr.
+  const P_TOL = 2e-6;
+  it('two slices (one at an offset, one without decay) over 5 steps, clipping on some, vs the TS AdamW', async () => {
+    const k = await gpuKernels();
+    // Slice A: 1000 floats (several sum-of-squares workgroups); slice B: 37 floats at offset 5 of 50.
+    const [nA, nB, offB, lenB] = [1000, 37, 5, 50];
+    const pA = randomF32(nA, 31), pB = randomF32(lenB, 32);
+    const [mA, vA, mB, vB] = [new Float32Array(nA), new Float32Array(nA), new Float32Array(lenB), new Float32Array(lenB)];
+    const gpu = { pA: up(k, pA), pB: up(k, pB), gA: empty(k, nA), gB: empty(k, lenB), mA: empty(k, nA), vA: empty(k, nA), mB: empty(k, lenB), vB: empty(k, lenB) };
+    const slices = [{ grad: gpu.gA, count: nA }, { grad: gpu.gB, count: nB, offset: offB }];
+    const partials = empty(k, gradNormPartialFloats(slices)), stats = empty(k, OPTIM_STATS_FLOATS);
+    const maxNorm = 1;
+    const base = { beta1: 0.9, beta2: 0.95, eps: 1e-8 };
+    let clipped = 0;
+    // Gradient scales: norms from ~0.2 (no clipping) to ~60 (clipped to 1).
+    for (const [step, gs] of [[1, 0.01], [2, 2], [3, 0.02], [4, 3], [5, 0.5]] as const) {
+      const gA = randomF32(nA, 40 + step, gs), gB = randomF32(lenB, 50 + step, gs);
+      k.device.queue.writeBuffer(gpu.gA, 0, gA);
+      k.device.queue.writeBuffer(gpu.gB, 0, gB);
+      const lr = 0.01 / step;
+      submit(k, (enc) => {
+        encodeGradNorm(k, enc, { slices, partials, stats, maxNorm });
+        encodeAdamWStep(k, enc, { param: gpu.pA, grad: gpu.gA, m: gpu.mA, v: gpu.vA, count: nA, hyper: { ...base, lr, weightDecay: 0.1 }, step, stats });
+        encodeAdamWStep(k, enc, { param: gpu.pB, grad: gpu.gB, m: gpu.mB, v: gpu.vB, count: nB, offset: offB, hyper: { ...base, lr, weightDecay: 0 }, step, stats });
+      });
+      const norm = gradNormRef([gA, gB.subarray(offB, offB + nB)]);
+      const clip = clipScaleRef(norm, maxNorm);
+      if (clip < 1) clipped++;
+      const st = await f32(k, stats, 3);
+      expectNear(`grad norm, step ${step}`, [st[0]!], [norm], 1e-6);
+      expectNear(`clip factor, step ${step}`, [st[1]!], [clip], 1e-6);
+      expect(st[2]).toBe(0);
+      adamwStepRef(pA, gA, mA, vA, { ...base, lr, weightDecay: 0.1 }, step, clip);
+      const sub = (a: Float32Array) => a.subarray(offB, offB + nB);
+      adamwStepRef(sub(pB), sub(gB), sub(mB), sub(vB), { ...base, lr, weightDecay: 0 }, step, clip);
+      expectNear(`AdamW params A, step ${step}`, await f32(k, gpu.pA, nA), pA, P_TOL);
+      expectNear(`AdamW params B, step ${step}`, await f32(k, gpu.pB, lenB), pB, P_TOL);
+      expectNear(`AdamW m A, step ${step}`, await f32(k, gpu.mA, nA), mA, 1e-6);
+      expectNear(`AdamW v B, step ${step}`, await f32(k, gpu.vB, lenB), vB, 1e-6);
+    }
+    expect(clipped).toBeGreaterThanOrEqual(2);
+    expect(clipped).toBeLessThanOrEqual(3);
+  });
+
+  it('the AdamW class on a warmup + cosine schedule, and a non-finite gradient skips the step', async () => {
+    const k = await gpuKernels();
+    const n = [300, 20];
+    const init = n.map((c, i) => randomF32(c, 60 + i));
+    const ref = init.map((p) => p.slice());
+    const mom = n.map((c) => ({ m: new Float32Array(c), v: new Float32Array(c) }));
+    const params = n.map((c, i) => ({ name: `p${i}`, param: up(k, init[i]!), grad: empty(k, c), count: c, weightDecay: i === 1 ? 0 : undefined }));
+    const opt = new AdamW(k, params, { maxGradNorm: 0.5, weightDecay: 0.05 });
+    const sched = { peak: 3e-2, warmupSteps: 2, totalSteps: 6, minRatio: 0.1 };
+    for (let s = 0; s < 6; s++) {
+      const grads = n.map((c, i) => randomF32(c, 70 + 10 * s + i, 0.1));
+      // Step 3 carries a NaN: the whole step must change nothing (and later steps go on).
+      if (s === 3) grads[1]![4] = Number.NaN;
+      grads.forEach((g, i) => k.device.queue.writeBuffer(params[i]!.grad, 0, g));
+      const lr = learningRate(sched, s);
+      submit(k, (enc) => opt.encodeStep(enc, lr));
+      const st = await opt.readStats();
+      if (s === 3) {
+        expect(st.skipped).toBe(true);
+      } else {
+        expect(st.skipped).toBe(false);
+        const norm = gradNormRef(grads);
+        expectNear(`AdamW class grad norm, step ${s + 1}`, [st.gradNorm], [norm], 1e-6);
+        grads.forEach((g, i) => adamwStepRef(ref[i]!, g, mom[i]!.m, mom[i]!.v, { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: i === 1 ? 0 : 0.05 }, s + 1, clipScaleRef(norm, 0.5)));
+      }
+      for (let i = 0; i < n.length; i++) expectNear(`AdamW class p${i}, step ${s + 1}`, await f32(k, params[i]!.param, n[i]!), ref[i]!, P_TOL);
+    }
+    expect(opt.step).toBe(6);
+    opt.destroy();
   });
 });

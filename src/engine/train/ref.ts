@@ -265,7 +265,7 @@ export function clipScaleRef(norm: number, maxNorm: number): number {
 
 /**
  * One AdamW step at `step` (1-based) in place, with the gradient multiplied by `gradScale` (the
- * clip factor) first: p −= lr·wd·p; m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²;
+ * clip factor) first: p ← p·(1 − lr·wd); m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²;
  * p −= lr · (m / (1−β1^step)) / (√(v / (1−β2^step)) + eps).
  */
 export function adamwStepRef(p: Float32Array, g: ArrayLike<number>, m: Float32Array, v: Float32Array, hp: AdamWHyper, step: number, gradScale = 1): void {
@@ -276,7 +276,9 @@ export function adamwStepRef(p: Float32Array, g: ArrayLike<number>, m: Float32Ar
     m[i] = hp.beta1 * m[i]! + (1 - hp.beta1) * gi;
     v[i] = hp.beta2 * v[i]! + (1 - hp.beta2) * gi * gi;
     const mi = m[i]!, vi = v[i]!;
-    const decayed = p[i]! - hp.lr * hp.weightDecay * p[i]!;
+    // PyTorch decays in place (param.mul_(1 − lr·wd)): the decayed weight is rounded to f32 before
+    // the Adam update is taken from it.
+    const decayed = Math.fround(p[i]! * (1 - hp.lr * hp.weightDecay));
     p[i] = decayed - (hp.lr * (mi / bc1)) / (Math.sqrt(vi / bc2) + hp.eps);
   }
 }
