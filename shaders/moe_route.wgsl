@@ -7,7 +7,8 @@
 // The knobs, in the order they apply:
 //   z = logits / τ + N(0, σ²) noise (seeded by seed, position, expert);  masked experts: z = −∞
 //   score = softmax(z) or sigmoid(z)
-//   choice = score + bias (bias steers selection only; weights stay unbiased, as in DeepSeek-V3)
+//   choice = score + layer bias + bias (both steer selection only; weights stay unbiased, as in
+//   DeepSeek-V3, whose per-layer e_score_correction_bias is the layer bias; `bias` is the knob)
 //   group-limited: keep the topk_group best of n_group groups (group value = its best choice, or
 //   the sum of its two best with GROUP_TOP2), choose top-k inside them
 //   weight = score of each chosen expert, renormalised if asked, times routed scale
@@ -21,6 +22,7 @@ const SIGMOID = 2u;
 const GROUP_TOP2 = 4u;
 const HAS_BIAS = 8u;
 const HAS_MASK = 16u;
+const HAS_LAYER_BIAS = 32u;
 
 #include "reduce.wgsl"
 @group(0) @binding(0) var<uniform> p: Params;
@@ -30,6 +32,7 @@ const HAS_MASK = 16u;
 @group(0) @binding(4) var<storage, read_write> probs: array<f32>; // [T, E] scores
 @group(0) @binding(5) var<storage, read_write> idx: array<u32>;   // [T, k]
 @group(0) @binding(6) var<storage, read_write> wts: array<f32>;   // [T, k]
+@group(0) @binding(7) var<storage, read> layer_bias: array<f32>; // [E] the checkpoint's, per layer
 
 const NEG = -3.402823e38;
 const NONE = 0xffffffffu;
@@ -105,6 +108,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   }
   if (e < p.experts) { probs[base + e] = score; }
   var c = score;
+  if ((p.flags & HAS_LAYER_BIAS) != 0u && e < p.experts) { c += layer_bias[e]; }
   if ((p.flags & HAS_BIAS) != 0u && e < p.experts) { c += bias[e]; }
   choice[lid] = c;
   scores[lid] = score;

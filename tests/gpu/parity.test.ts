@@ -47,8 +47,8 @@ async function load(name: string, wrap?: (r: TensorReader) => TensorReader) {
 const flat = (rows: number[][]) => Float32Array.from(rows.flat());
 
 describe('parity with HF transformers (f32)', () => {
-  it('has a fixture for each of the five architectures', () => {
-    for (const arch of ['qwen2_moe', 'qwen3_moe', 'mixtral', 'olmoe', 'granitemoe']) expect(fixtures.some((f) => f.startsWith(arch))).toBe(true);
+  it('has a fixture for each of the seven architectures', () => {
+    for (const arch of ['qwen2_moe', 'qwen3_moe', 'mixtral', 'olmoe', 'granitemoe', 'deepseek_v2', 'deepseek_v3']) expect(fixtures.some((f) => f.startsWith(arch))).toBe(true);
   });
 
   for (const name of fixtures) {
@@ -114,6 +114,30 @@ describe('parity with HF transformers (f32)', () => {
     expect(slots.some((s) => s.sources.some((src) => src.name.endsWith('experts.gate_up_proj')))).toBe(true);
     const full = await model.forward(ref.input_ids, { allLogits: true });
     expect(maxAbsDiff(full.logits, flat(ref.logits))).toBeLessThanOrEqual(LOGIT_TOL);
+    model.destroy();
+  });
+
+  // The DeepSeek fixtures would pass by luck if a routing detail never changed a choice: each
+  // detail, undone, must move the logits past the tolerance.
+  const undo: Array<[string, string, (r: TensorReader) => TensorReader]> = [
+    ['deepseek_v3_e16k4_g4_yarn', 'e_score_correction_bias zeroed', (r) => ({ has: (n) => r.has(n), shape: (n) => r.shape(n), read: async (n) => (n.endsWith('e_score_correction_bias') ? new Float32Array(16) : r.read(n)) })],
+  ];
+  for (const [name, what, wrap] of undo) {
+    it(`${name}: ${what} changes the logits (the fixture exercises it)`, async () => {
+      const ref = JSON.parse(readFileSync(join(ROOT, name, 'reference.json'), 'utf8')) as Reference;
+      const { model } = await load(name, wrap);
+      const full = await model.forward(ref.input_ids, { allLogits: true });
+      expect(maxAbsDiff(full.logits, flat(ref.logits))).toBeGreaterThan(100 * LOGIT_TOL);
+      model.destroy();
+    });
+  }
+  it('deepseek_v3_e16k4_g4_yarn: without group limits, routing changes', async () => {
+    const name = 'deepseek_v3_e16k4_g4_yarn';
+    const ref = JSON.parse(readFileSync(join(ROOT, name, 'reference.json'), 'utf8')) as Reference;
+    const { model } = await load(name);
+    model.setRouter({ ...model.router, nGroup: 1, topkGroup: 1 });
+    const full = await model.forward(ref.input_ids, { allLogits: true });
+    expect(maxAbsDiff(full.logits, flat(ref.logits))).toBeGreaterThan(100 * LOGIT_TOL);
     model.destroy();
   });
 });

@@ -6,6 +6,7 @@
  */
 import type { WeightFormat } from '../quant/pack';
 import type { ModelSpec, WeightSlot } from './spec';
+import { attentionKeyDim, kvBytesPerToken } from './shapes';
 import { storedSlotBytes } from './weights';
 
 export interface StorageChoice {
@@ -69,13 +70,15 @@ export function footprint(spec: ModelSpec, slots: WeightSlot[], choice: StorageC
   }
   const ctx = Math.min(contextLength, spec.maxPositions);
   const T = Math.min(chunkTokens, ctx);
-  const kvLayer = ctx * spec.numKvHeads * spec.headDim * 4;
+  // One layer's cache buffer: a key (or value) cache, or the latent cache row [c | k_rope].
+  const kvTotal = ctx * kvBytesPerToken(spec);
+  const kvLayer = spec.mla ? kvTotal / spec.numLayers : kvTotal / spec.numLayers / 2;
   const logits = T * spec.vocabSize * 4;
   const K = spec.moe.topK;
-  const hidden = T * (8 * spec.hiddenSize + 4 * spec.numHeads * spec.headDim + 2 * spec.moe.numExperts) * 4;
+  const hidden = T * (8 * spec.hiddenSize + 4 * spec.numHeads * Math.max(spec.headDim, attentionKeyDim(spec)) + 2 * spec.moe.numExperts) * 4;
   const experts = T * K * (3 * spec.moe.intermediateSize + spec.hiddenSize) * 4;
-  const runtime = 2 * spec.numLayers * kvLayer + logits + hidden + experts;
-  if (kvLayer > largest.bytes) largest = { what: 'the KV cache of one layer', bytes: kvLayer };
+  const runtime = kvTotal + logits + hidden + experts;
+  if (kvLayer > largest.bytes) largest = { what: spec.mla ? 'the latent KV cache of one layer' : 'the KV cache of one layer', bytes: kvLayer };
   if (logits > largest.bytes) largest = { what: `the logits of a ${T}-token chunk`, bytes: logits };
   return { choice, weights, runtime, total: weights + runtime, largest };
 }

@@ -15,7 +15,9 @@ import { encodeAddRmsNorm, encodeRmsNorm } from '../ops/rmsnorm';
 import { encodeQkvRope, ropeTable, uploadRopeTable, type GpuRopeTable } from '../ops/rope';
 import { createSamplerBuffers, encodeSample, type SamplerBuffers, type SamplingParams, validateSampling } from './sampling';
 import type { GpuWeight } from '../quant/weight';
-import type { ModelSpec } from './spec';
+import { encodeMlaCache, encodeMlaQuery, encodeMlaValue } from '../ops/mla';
+import { attentionKeyDim, kvBytesPerToken } from './shapes';
+import type { MlaSpec, ModelSpec } from './spec';
 import type { LayerWeights, ModelWeights } from './weights';
 
 export interface ModelOptions {
@@ -88,6 +90,11 @@ interface Scratch {
   logits: GPUBuffer;
   capture: GPUBuffer;
   routerCapture: GPUBuffer | null;
+  /** Latent attention only: q_a output and its norm [T, q_lora_rank], kv_a output [T, L+R], head values [T, H·dv]. */
+  mlaQa: GPUBuffer | null;
+  mlaQaNorm: GPUBuffer | null;
+  mlaKv: GPUBuffer | null;
+  mlaValues: GPUBuffer | null;
 }
 
 export class MoeModel {
@@ -120,14 +127,16 @@ export class MoeModel {
     opts: ModelOptions = {},
   ) {
     const s = spec;
-    if (s.headDim % 4 !== 0 || s.headDim > MAX_HEAD_DIM) throw new Error(`head_dim ${s.headDim} is not supported: the attention kernel needs a multiple of 4 up to ${MAX_HEAD_DIM}`);
+    const keyDim = attentionKeyDim(s);
+    if (keyDim % 4 !== 0 || keyDim > MAX_HEAD_DIM) throw new Error(`attention key width ${keyDim} is not supported: the attention kernel needs a multiple of 4 up to ${MAX_HEAD_DIM}`);
     this.contextLength = Math.min(opts.contextLength ?? 2048, s.maxPositions);
     this.chunkTokens = Math.max(1, Math.min(opts.chunkTokens ?? 256, this.contextLength));
-    const kvBytes = this.contextLength * s.numKvHeads * s.headDim * 4;
     const dev = kernels.device;
-    this.kCache = s.layers.map((_, l) => createStorage(dev, kvBytes, `k-cache-${l}`));
-    this.vCache = s.layers.map((_, l) => createStorage(dev, kvBytes, `v-cache-${l}`));
-    this.rope = uploadRopeTable(dev, ropeTable(this.contextLength, s.headDim, s.ropeTheta, s.ropeScaling));
+    const rowBytes = kvBytesPerToken(s) / s.numLayers;
+    // Latent attention caches one row [c | k_rope] per position, used as both key and value.
+    this.kCache = s.layers.map((_, l) => createStorage(dev, this.contextLength * (s.mla ? rowBytes : rowBytes / 2), s.mla ? `latent-cache-${l}` : `k-cache-${l}`));
+    this.vCache = s.mla ? this.kCache : s.layers.map((_, l) => createStorage(dev, (this.contextLength * rowBytes) / 2, `v-cache-${l}`));
+    this.rope = uploadRopeTable(dev, ropeTable(this.contextLength, s.mla ? s.mla.ropeDim : s.headDim, s.ropeTheta, s.ropeScaling));
     this.moeLayers = s.layers.flatMap((l, i) => (l.mlp === 'moe' ? [i] : []));
     this.history = createStorage(dev, this.contextLength * 4, 'token-history');
     this.sampler = createSamplerBuffers(dev, s.vocabSize);
@@ -168,7 +177,7 @@ export class MoeModel {
 
   destroy(): void {
     this.freeScratch();
-    const own = [...this.kCache, ...this.vCache, this.rope.cos, this.rope.sin, this.history];
+    const own = [...new Set([...this.kCache, ...this.vCache]), this.rope.cos, this.rope.sin, this.history];
     for (const b of [...own, this.sampler.work, this.sampler.out, this.sampler.params, this.routerTables.bias, this.routerTables.enabled]) b.destroy();
   }
 
@@ -267,16 +276,21 @@ export class MoeModel {
     const ffWidth = Math.max(s.layers.some((l) => l.mlp === 'dense') ? s.denseIntermediateSize : 0, s.moe.sharedExpert?.intermediateSize ?? 0, 1);
     const buf = (floats: number, label: string) => createStorage(dev, floats * 4, label);
     const nl = Math.max(1, this.moeLayers.length);
+    const m = s.mla;
+    // Latent attention: qkv holds q [T, H·(dn+R)], q the attention queries [T, H, L+R], attn the output over c [T, H, L].
+    const qkvWidth = m ? s.numHeads * (m.nopeDim + m.ropeDim) : (s.numHeads + 2 * s.numKvHeads) * D;
+    const qWidth = m ? s.numHeads * (m.kvLoraRank + m.ropeDim) : s.numHeads * D;
+    const valueDim = m ? m.kvLoraRank : D;
     this.scratch = {
       T,
       K,
       ids: buf(T, 'ids'),
       h: buf(T * H, 'hidden'),
       x: buf(T * H, 'normed'),
-      qkv: buf(T * (s.numHeads + 2 * s.numKvHeads) * D, 'qkv'),
-      q: buf(T * s.numHeads * D, 'q'),
-      attn: buf(T * s.numHeads * D, 'attn'),
-      attnSplits: createStorage(dev, attentionScratchBytesUpTo(T, s.numHeads, D, this.contextLength), 'attn-splits'),
+      qkv: buf(T * qkvWidth, 'qkv'),
+      q: buf(T * qWidth, 'q'),
+      attn: buf(T * s.numHeads * valueDim, 'attn'),
+      attnSplits: createStorage(dev, attentionScratchBytesUpTo(T, s.numHeads, valueDim, this.contextLength), 'attn-splits'),
       proj: buf(T * H, 'proj'),
       routerLogits: buf(T * E, 'router-logits'),
       probs: buf(T * E, 'router-probs'),
@@ -292,6 +306,10 @@ export class MoeModel {
       logits: buf(T * s.vocabSize, 'logits'),
       capture: buf(nl * 2 * T * K, 'routing-capture'),
       routerCapture: null,
+      mlaQa: m?.qLoraRank ? buf(T * m.qLoraRank, 'mla-q-a') : null,
+      mlaQaNorm: m?.qLoraRank ? buf(T * m.qLoraRank, 'mla-q-a-normed') : null,
+      mlaKv: m ? buf(T * (m.kvLoraRank + m.ropeDim), 'mla-kv-a') : null,
+      mlaValues: m ? buf(T * s.numHeads * m.vDim, 'mla-values') : null,
     };
     return this.scratch;
   }
@@ -401,7 +419,9 @@ export class MoeModel {
     const s = this.spec;
     const k = this.kernels;
     const sc = this.scratch!;
+    if (s.mla) return this.encodeLatentAttention(enc, s.mla, w, l, T, start);
     const H = s.hiddenSize, D = s.headDim, nH = s.numHeads, nKV = s.numKvHeads;
+    if (!w.qkv) throw new Error(`Layer ${l} has no q/k/v projection`);
     encodeMatmul(k, enc, { x: sc.x, w: w.qkv, bias: w.qkvBias, y: sc.qkv, M: T, N: (nH + 2 * nKV) * D, K: H });
     encodeQkvRope(k, enc, {
       qkv: sc.qkv, qOut: sc.q, kCache: this.kCache[l]!, vCache: this.vCache[l]!, table: this.rope,
@@ -412,6 +432,36 @@ export class MoeModel {
       tokens: T, heads: nH, kvHeads: nKV, headDim: D, start, scale: s.attentionScale ?? 1 / Math.sqrt(D),
     });
     encodeMatmul(k, enc, { x: sc.attn, w: w.o, bias: w.oBias, y: sc.proj, M: T, N: H, K: nH * D });
+  }
+
+  /** DeepSeek's latent attention (shaders/mla.wgsl): the cache holds [c | k_rope] per position. */
+  private encodeLatentAttention(enc: GPUCommandEncoder, m: MlaSpec, w: LayerWeights, l: number, T: number, start: number): void {
+    const s = this.spec;
+    const k = this.kernels;
+    const sc = this.scratch!;
+    const H = s.hiddenSize, nH = s.numHeads, qk = m.nopeDim + m.ropeDim, row = m.kvLoraRank + m.ropeDim;
+    if (!w.kvA || !w.kvANorm || !w.kvB) throw new Error(`Layer ${l} is missing its latent-attention weights`);
+    // HF builds q_a_layernorm / kv_a_layernorm with the RMSNorm default eps, not rms_norm_eps.
+    const LORA_EPS = 1e-6;
+    if (m.qLoraRank !== null) {
+      if (!w.qA || !w.qANorm || !w.qB) throw new Error(`Layer ${l} is missing its q LoRA weights`);
+      encodeMatmul(k, enc, { x: sc.x, w: w.qA, y: sc.mlaQa!, M: T, N: m.qLoraRank, K: H });
+      encodeRmsNorm(k, enc, { x: sc.mlaQa!, weight: w.qANorm, y: sc.mlaQaNorm!, rows: T, dim: m.qLoraRank, eps: LORA_EPS });
+      encodeMatmul(k, enc, { x: sc.mlaQaNorm!, w: w.qB, y: sc.qkv, M: T, N: nH * qk, K: m.qLoraRank });
+    } else {
+      if (!w.q) throw new Error(`Layer ${l} has no q projection`);
+      encodeMatmul(k, enc, { x: sc.x, w: w.q, y: sc.qkv, M: T, N: nH * qk, K: H });
+    }
+    encodeMatmul(k, enc, { x: sc.x, w: w.kvA, y: sc.mlaKv!, M: T, N: row, K: H });
+    const common = { mla: m, heads: nH, tokens: T, start, table: this.rope };
+    encodeMlaCache(k, enc, { ...common, kvA: sc.mlaKv!, norm: w.kvANorm, eps: LORA_EPS, cache: this.kCache[l]! });
+    encodeMlaQuery(k, enc, { ...common, q: sc.qkv, kvB: w.kvB, out: sc.q });
+    encodeAttention(k, enc, {
+      q: sc.q, kCache: this.kCache[l]!, vCache: this.kCache[l]!, out: sc.attn, scratch: sc.attnSplits,
+      tokens: T, heads: nH, kvHeads: 1, headDim: row, vDim: m.kvLoraRank, vStride: row, start, scale: s.attentionScale ?? 1 / Math.sqrt(qk),
+    });
+    encodeMlaValue(k, enc, { mla: m, heads: nH, tokens: T, start, attn: sc.attn, kvB: w.kvB, out: sc.mlaValues! });
+    encodeMatmul(k, enc, { x: sc.mlaValues!, w: w.o, y: sc.proj, M: T, N: H, K: nH * m.vDim });
   }
 
   /** x (normed) → SwiGLU MLP → out, for dense layers and the shared expert. */
@@ -431,7 +481,7 @@ export class MoeModel {
     const r = this.routerConfig;
     const H = s.hiddenSize, E = s.moe.numExperts, K = r.topK;
     encodeMatmul(k, enc, { x: sc.x, w: w.router!, y: sc.routerLogits, M: T, N: E, K: H });
-    encodeRoute(k, enc, { logits: sc.routerLogits, tables: this.routerTables, probs: sc.probs, idx: sc.idx, weights: sc.gates, tokens: T, experts: E, position: start, router: r });
+    encodeRoute(k, enc, { logits: sc.routerLogits, tables: this.routerTables, layerBias: w.routerBias, probs: sc.probs, idx: sc.idx, weights: sc.gates, tokens: T, experts: E, position: start, router: r });
     let shared: { out: GPUBuffer; gateLogits?: GPUBuffer } | undefined;
     const se = s.moe.sharedExpert;
     if (se) {

@@ -10,10 +10,26 @@ export function canonicalShapes(s: ModelSpec): Map<SlotName, number[]> {
   for (let l = 0; l < s.numLayers; l++) {
     const set = (slot: Parameters<typeof layerSlot>[1], shape: number[]) => m.set(layerSlot(l, slot), shape);
     set('attn_norm', [H]);
-    set('q', [s.numHeads * D, H]);
-    set('k', [s.numKvHeads * D, H]);
-    set('v', [s.numKvHeads * D, H]);
-    set('o', [H, s.numHeads * D]);
+    const mla = s.mla;
+    if (mla) {
+      const qk = mla.nopeDim + mla.ropeDim;
+      if (mla.qLoraRank !== null) {
+        set('q_a', [mla.qLoraRank, H]);
+        set('q_a_norm', [mla.qLoraRank]);
+        set('q_b', [s.numHeads * qk, mla.qLoraRank]);
+      } else {
+        set('q', [s.numHeads * qk, H]);
+      }
+      set('kv_a', [mla.kvLoraRank + mla.ropeDim, H]);
+      set('kv_a_norm', [mla.kvLoraRank]);
+      set('kv_b', [s.numHeads * (mla.nopeDim + mla.vDim), mla.kvLoraRank]);
+      set('o', [H, s.numHeads * mla.vDim]);
+    } else {
+      set('q', [s.numHeads * D, H]);
+      set('k', [s.numKvHeads * D, H]);
+      set('v', [s.numKvHeads * D, H]);
+      set('o', [H, s.numHeads * D]);
+    }
     if (s.qkvBias) {
       set('q_bias', [s.numHeads * D]);
       set('k_bias', [s.numKvHeads * D]);
@@ -30,6 +46,7 @@ export function canonicalShapes(s: ModelSpec): Map<SlotName, number[]> {
     set('mlp_norm', [H]);
     if (s.layers[l]!.mlp === 'moe') {
       set('router', [E, H]);
+      if (s.moe.correctionBias) set('router_bias', [E]);
       set('experts.gate_up', [E, 2 * I, H]);
       set('experts.down', [E, H, I]);
       const se = s.moe.sharedExpert;
@@ -44,4 +61,24 @@ export function canonicalShapes(s: ModelSpec): Map<SlotName, number[]> {
     }
   }
   return m;
+}
+
+/**
+ * Bytes of KV cache one position takes over all layers (f32): a key and a value per KV head, or
+ * with latent attention one row [c | k_rope] shared by every head — DeepSeek's memory win.
+ */
+export function kvBytesPerToken(s: ModelSpec): number {
+  const perLayer = s.mla ? s.mla.kvLoraRank + s.mla.ropeDim : 2 * s.numKvHeads * s.headDim;
+  return perLayer * 4 * s.numLayers;
+}
+
+/** What the same attention would cache per position without the latent trick (a key and value per head). */
+export function expandedKvBytesPerToken(s: ModelSpec): number {
+  const m = s.mla;
+  return m ? s.numHeads * (m.nopeDim + m.ropeDim + m.vDim) * 4 * s.numLayers : kvBytesPerToken(s);
+}
+
+/** Width of one attention query/key row: the head dim, or a latent cache row [c | k_rope]. */
+export function attentionKeyDim(s: ModelSpec): number {
+  return s.mla ? s.mla.kvLoraRank + s.mla.ropeDim : s.headDim;
 }

@@ -11,15 +11,25 @@ import { layerSlot, type LayerSlot, type ModelSpec, type SlotName, type TensorRe
 
 export interface LayerWeights {
   attnNorm: GPUBuffer;
-  /** q, k and v projections stacked row-wise: [(heads + 2·kvHeads)·headDim, hidden]. */
-  qkv: GpuWeight;
+  /** q, k and v projections stacked row-wise: [(heads + 2·kvHeads)·headDim, hidden] (not with latent attention). */
+  qkv?: GpuWeight;
   o: GpuWeight;
+  /** Latent attention (DeepSeek): q_proj, or q_a → q_a_norm → q_b; kv_a → [c | k_rope]; kv_a_norm on c; kv_b (f32, read by shaders/mla.wgsl). */
+  q?: GpuWeight;
+  qA?: GpuWeight;
+  qANorm?: GPUBuffer;
+  qB?: GpuWeight;
+  kvA?: GpuWeight;
+  kvANorm?: GPUBuffer;
+  kvB?: GPUBuffer;
   qkvBias?: GPUBuffer;
   oBias?: GPUBuffer;
   qNorm?: GPUBuffer;
   kNorm?: GPUBuffer;
   mlpNorm: GPUBuffer;
   router?: GPUBuffer;
+  /** DeepSeek-V3's e_score_correction_bias [E]: added to the scores for the choice only. */
+  routerBias?: GPUBuffer;
   expertsGateUp?: GpuWeight;
   expertsDown?: GpuWeight;
   sharedGateUp?: GpuWeight;
@@ -30,7 +40,7 @@ export interface LayerWeights {
 }
 
 /** Matrices stored in the requested format; norms, biases, router, embeddings stay f32. */
-const QUANTIZABLE = new Set<LayerSlot>(['q', 'k', 'v', 'o', 'experts.gate_up', 'experts.down', 'shared.gate_up', 'shared.down', 'mlp.gate_up', 'mlp.down']);
+const QUANTIZABLE = new Set<LayerSlot>(['q', 'k', 'v', 'o', 'q_a', 'q_b', 'kv_a', 'experts.gate_up', 'experts.down', 'shared.gate_up', 'shared.down', 'mlp.gate_up', 'mlp.down']);
 
 export interface UploadOptions {
   onProgress?: (done: number, total: number, slot: SlotName) => void;
@@ -60,9 +70,10 @@ export interface ModelWeights {
 }
 
 /** Where each slot lands before q/k/v (and their biases) are stacked into `qkv`. */
-const FIELD: Record<LayerSlot, keyof LayerWeights | 'q' | 'k' | 'v' | 'qBias' | 'kBias' | 'vBias'> = {
+const FIELD: Record<LayerSlot, keyof LayerWeights | 'k' | 'v' | 'qBias' | 'kBias' | 'vBias'> = {
   attn_norm: 'attnNorm', q: 'q', q_bias: 'qBias', k: 'k', k_bias: 'kBias', v: 'v', v_bias: 'vBias', o: 'o', o_bias: 'oBias',
-  q_norm: 'qNorm', k_norm: 'kNorm', mlp_norm: 'mlpNorm', router: 'router',
+  q_norm: 'qNorm', k_norm: 'kNorm', mlp_norm: 'mlpNorm', router: 'router', router_bias: 'routerBias',
+  q_a: 'qA', q_a_norm: 'qANorm', q_b: 'qB', kv_a: 'kvA', kv_a_norm: 'kvANorm', kv_b: 'kvB',
   'experts.gate_up': 'expertsGateUp', 'experts.down': 'expertsDown',
   'shared.gate_up': 'sharedGateUp', 'shared.down': 'sharedDown', shared_gate: 'sharedGate',
   'mlp.gate_up': 'mlpGateUp', 'mlp.down': 'mlpDown',
@@ -171,18 +182,23 @@ export async function uploadWeights(device: GPUDevice, spec: ModelSpec, slots: W
       const b = mats.get(layerSlot(l, slot)) ?? bufs.get(layerSlot(l, slot));
       if (b) lw[field] = b;
     }
-    for (const [f, slot] of [['attnNorm', 'attn_norm'], ['q', 'q'], ['k', 'k'], ['v', 'v'], ['o', 'o'], ['mlpNorm', 'mlp_norm']] as const) {
+    for (const [f, slot] of [['attnNorm', 'attn_norm'], ['o', 'o'], ['mlpNorm', 'mlp_norm']] as const) {
       if (!lw[f]) need(layerSlot(l, slot));
     }
-    // One projection instead of three (the parts are freed).
-    const [q, kk, v] = [lw.q, lw.k, lw.v] as GpuWeight[];
-    lw.qkv = concatRows(device, [q!, kk!, v!], `L${l}.qkv`);
-    const biases = [lw.qBias, lw.kBias, lw.vBias] as Array<GPUBuffer | undefined>;
-    if (biases.some(Boolean)) {
-      if (!biases.every(Boolean)) throw new Error(`Layer ${l} has biases on only some of q, k and v`);
-      lw.qkvBias = concatBuffers(device, biases as GPUBuffer[], `L${l}.qkv-bias`);
+    if (spec.mla) {
+      if (!lw.kvA || !lw.kvANorm || !lw.kvB || !(lw.q || (lw.qA && lw.qANorm && lw.qB))) throw new Error(`The ${spec.arch} builder gave layer ${l} an incomplete latent attention`);
+    } else {
+      for (const [f, slot] of [['q', 'q'], ['k', 'k'], ['v', 'v']] as const) if (!lw[f]) need(layerSlot(l, slot));
+      // One projection instead of three (the parts are freed).
+      const [q, kk, v] = [lw.q, lw.k, lw.v] as GpuWeight[];
+      lw.qkv = concatRows(device, [q!, kk!, v!], `L${l}.qkv`);
+      const biases = [lw.qBias, lw.kBias, lw.vBias] as Array<GPUBuffer | undefined>;
+      if (biases.some(Boolean)) {
+        if (!biases.every(Boolean)) throw new Error(`Layer ${l} has biases on only some of q, k and v`);
+        lw.qkvBias = concatBuffers(device, biases as GPUBuffer[], `L${l}.qkv-bias`);
+      }
+      for (const f of ['q', 'k', 'v', 'qBias', 'kBias', 'vBias']) delete lw[f];
     }
-    for (const f of ['q', 'k', 'v', 'qBias', 'kBias', 'vBias']) delete lw[f];
     layers.push(lw as unknown as LayerWeights);
   }
   const embed = need('embed');

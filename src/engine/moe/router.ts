@@ -26,7 +26,10 @@ export interface RouterConfig {
   topkGroup: number;
   /** A group's value: its best expert, or the sum of its two best (DeepSeek-V3). */
   groupScore: 'max' | 'top2sum';
-  /** Per-expert bias added to the selection score only (not to the gate weight); null = none. */
+  /**
+   * Per-expert bias added to the selection score only (not to the gate weight); null = none. It adds
+   * to a checkpoint's own per-layer bias (DeepSeek-V3's e_score_correction_bias), which stays on.
+   */
   bias: number[] | null;
   /** Ablated experts: never chosen. */
   disabled: number[];
@@ -36,21 +39,23 @@ export interface RouterConfig {
   routedScale: number;
 }
 
+/** The checkpoint's own routing (DeepSeek's scoring, groups and scale come from its config). */
 export function defaultRouter(spec: ModelSpec): RouterConfig {
+  const m = spec.moe;
   return {
-    topK: spec.moe.topK,
-    scoring: 'softmax',
+    topK: m.topK,
+    scoring: m.scoring ?? 'softmax',
     temperature: 1,
     noiseStd: 0,
     seed: 0,
-    renormalize: spec.moe.normTopkProb,
-    nGroup: 1,
-    topkGroup: 1,
-    groupScore: 'max',
+    renormalize: m.normTopkProb,
+    nGroup: m.nGroup ?? 1,
+    topkGroup: m.topkGroup ?? 1,
+    groupScore: m.groupScore ?? 'max',
     bias: null,
     disabled: [],
     capacityFactor: 0,
-    routedScale: 1,
+    routedScale: m.routedScale ?? 1,
   };
 }
 
@@ -101,6 +106,8 @@ export function writeRouterTables(device: GPUDevice, t: RouterTables, r: RouterC
 export interface RouteArgs {
   logits: GPUBuffer;
   tables: RouterTables;
+  /** This layer's own selection bias from the checkpoint (DeepSeek-V3), if it has one. */
+  layerBias?: GPUBuffer;
   probs: GPUBuffer;
   idx: GPUBuffer;
   weights: GPUBuffer;
@@ -114,11 +121,12 @@ export interface RouteArgs {
 /** Records routing for every token: idx/weights [T, k] best first, scores in probs [T, E]. */
 export function encodeRoute(k: Kernels, enc: GPUCommandEncoder, a: RouteArgs): void {
   const r = a.router;
-  const flags = (r.renormalize ? 1 : 0) | (r.scoring === 'sigmoid' ? 2 : 0) | (r.groupScore === 'top2sum' ? 4 : 0) | (r.bias ? 8 : 0) | (r.disabled.length ? 16 : 0);
+  const flags = (r.renormalize ? 1 : 0) | (r.scoring === 'sigmoid' ? 2 : 0) | (r.groupScore === 'top2sum' ? 4 : 0) | (r.bias ? 8 : 0) | (r.disabled.length ? 16 : 0) | (a.layerBias ? 32 : 0);
   const params = k.uniform([
     { u32: a.tokens }, { u32: a.experts }, { u32: r.topK }, { u32: flags },
     { f32: r.temperature }, { f32: r.noiseStd }, { u32: r.seed }, { u32: a.position },
     { u32: r.nGroup }, { u32: r.topkGroup }, { f32: r.routedScale }, { u32: 0 },
   ], [7]); // the position changes every step
-  dispatch(k.device, k.pipelines.get('moe_route.wgsl'), [params, a.logits, a.tables.bias, a.tables.enabled, a.probs, a.idx, a.weights], grid1d(a.tokens), enc);
+  // Without a layer bias the knob's table stands in (unread; both are read-only, so sharing is allowed).
+  dispatch(k.device, k.pipelines.get('moe_route.wgsl'), [params, a.logits, a.tables.bias, a.tables.enabled, a.probs, a.idx, a.weights, a.layerBias ?? a.tables.bias], grid1d(a.tokens), enc);
 }

@@ -12,22 +12,45 @@ export interface RopeTable {
 /**
  * cos/sin of position · inv_freq, rounded the way HF computes them in f32:
  * inv_freq = 1 / θ^(2i/d) (f32), freq = f32(pos · inv_freq), then cos/sin of that f32 value.
+ * `headDim` is the rotated width (DeepSeek: qk_rope_head_dim).
  */
 export function ropeTable(positions: number, headDim: number, theta: number, scaling: RopeScaling): RopeTable {
   const half = headDim / 2;
   const cos = new Float32Array(positions * half);
   const sin = new Float32Array(positions * half);
-  const inv = new Float32Array(half);
-  for (let i = 0; i < half; i++) inv[i] = 1 / Math.fround(theta ** Math.fround((2 * i) / headDim));
+  const inv = invFreq(headDim, theta, scaling);
+  const gain = scaling.type === 'yarn' ? scaling.attentionFactor : 1;
   for (let pos = 0; pos < positions; pos++) {
     const p = scaling.type === 'linear' ? Math.fround(pos / scaling.factor) : pos;
     for (let i = 0; i < half; i++) {
       const f = Math.fround(p * inv[i]!);
-      cos[pos * half + i] = Math.cos(f);
-      sin[pos * half + i] = Math.sin(f);
+      cos[pos * half + i] = Math.cos(f) * gain;
+      sin[pos * half + i] = Math.sin(f) * gain;
     }
   }
   return { cos, sin, positions, half };
+}
+
+/** HF's inv_freq (modeling_rope_utils: default, and _compute_yarn_parameters), in f32 steps. */
+export function invFreq(dim: number, theta: number, scaling: RopeScaling): Float32Array {
+  const half = dim / 2;
+  const posFreq = Float32Array.from({ length: half }, (_, i) => Math.fround(theta ** Math.fround((2 * i) / dim)));
+  if (scaling.type !== 'yarn') return posFreq.map((f) => 1 / f);
+  const { factor, betaFast, betaSlow, originalMaxPositions: orig, truncate } = scaling;
+  // The dimension at which a frequency makes `rotations` turns over the original context.
+  const corrDim = (rotations: number) => (dim * Math.log(orig / (rotations * 2 * Math.PI))) / (2 * Math.log(theta));
+  let low = corrDim(betaFast), high = corrDim(betaSlow);
+  if (truncate) [low, high] = [Math.floor(low), Math.ceil(high)];
+  low = Math.max(low, 0);
+  high = Math.min(high, dim - 1);
+  if (low === high) high += 0.001; // HF's guard against a zero-width ramp
+  return posFreq.map((f, i) => {
+    const ramp = Math.min(1, Math.max(0, Math.fround(Math.fround(i - low) / Math.fround(high - low))));
+    const extrapolation = Math.fround(1 - ramp);
+    const inter = Math.fround(1 / Math.fround(factor * f));
+    const extra = Math.fround(1 / f);
+    return Math.fround(Math.fround(inter * Math.fround(1 - extrapolation)) + Math.fround(extra * extrapolation));
+  });
 }
 
 export interface GpuRopeTable {

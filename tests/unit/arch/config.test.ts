@@ -143,8 +143,19 @@ describe('RoPE settings', () => {
     expect(rope({ rope_parameters: { full_attention: { rope_type: 'default', rope_theta: 99 } } })).toEqual({ ropeTheta: 99, ropeScaling: { type: 'default' } });
     expect(rope({ partial_rotary_factor: 1 }).ropeTheta).toBe(10000);
   });
+  it('reads YaRN as HF derives it: attention factor from mscale / mscale_all_dim, else from the factor', () => {
+    const y = (rp: Record<string, unknown>) => rope({ rope_parameters: { rope_type: 'yarn', rope_theta: 1e4, original_max_position_embeddings: 32, ...rp } }).ropeScaling;
+    expect(y({ factor: 4 })).toEqual({ type: 'yarn', factor: 4, originalMaxPositions: 32, betaFast: 32, betaSlow: 1, attentionFactor: 0.1 * Math.log(4) + 1, truncate: true });
+    expect(y({ factor: 4, mscale: 1, mscale_all_dim: 1 })).toMatchObject({ attentionFactor: 1 });
+    expect(y({ factor: 40, mscale: 0.707, mscale_all_dim: 1, beta_fast: 16, truncate: false })).toMatchObject({ attentionFactor: (0.0707 * Math.log(40) + 1) / (0.1 * Math.log(40) + 1), betaFast: 16, truncate: false });
+    expect(y({ factor: 4, attention_factor: 0.5 })).toMatchObject({ attentionFactor: 0.5 });
+    // No factor: the context's ratio to the pretraining context (DeepSeek-V3's convention in HF).
+    expect(rope({ max_position_embeddings: 128, rope_parameters: { rope_type: 'yarn', original_max_position_embeddings: 32 } }).ropeScaling).toMatchObject({ factor: 4 });
+  });
+
   it('refuses other scaling types and partial rotary by name', () => {
-    expect(() => rope({ rope_parameters: { rope_type: 'yarn', factor: 4, rope_theta: 1e4 } })).toThrow(/x config.json "rope_parameters": RoPE scaling type "yarn" is not supported \(none, "default" and "linear" are\)/);
+    expect(() => rope({ rope_parameters: { rope_type: 'longrope', factor: 4, rope_theta: 1e4 } })).toThrow(/x config.json "rope_parameters": RoPE scaling type "longrope" is not supported \(none, "default", "linear" and "yarn" are\)/);
+    expect(() => rope({ rope_parameters: { rope_type: 'yarn', factor: 4, rope_theta: 1e4 } })).toThrow(/"rope_parameters.original_max_position_embeddings" must be a number > 0 for YaRN, got undefined/);
     expect(() => rope({ rope_scaling: { type: 'dynamic', factor: 2 } })).toThrow(/"rope_scaling": RoPE scaling type "dynamic" is not supported/);
     expect(() => rope({ rope_scaling: { type: 'linear' } })).toThrow(/"rope_scaling.factor" must be a number > 0 for linear RoPE scaling, got undefined/);
     expect(() => rope({ rope_theta: -1 })).toThrow(/"rope_theta" must be a number > 0, got -1/);
@@ -175,11 +186,11 @@ describe('sliding windows: context capped at the window, where full attention is
 
 describe('bad configs: a ConfigError naming the key and the model_type', () => {
   it('an unknown or missing model_type lists the supported ones', () => {
-    rejects({ model_type: 'llama' }, /model_type "llama" is not supported; supported: qwen2_moe, qwen3_moe, mixtral, olmoe, granitemoe/);
-    rejects({}, /config.json has no "model_type" \(supported: qwen2_moe, qwen3_moe, mixtral, olmoe, granitemoe\)/);
+    rejects({ model_type: 'llama' }, /model_type "llama" is not supported; supported: qwen2_moe, qwen3_moe, mixtral, olmoe, granitemoe, deepseek_v2, deepseek_v3/);
+    rejects({}, /config.json has no "model_type" \(supported: qwen2_moe, qwen3_moe, mixtral, olmoe, granitemoe, deepseek_v2, deepseek_v3\)/);
     rejects({ model_type: 3 }, /"model_type" must be a string, got 3/);
     rejects({ model_type: 'constructor' }, /model_type "constructor" is not supported/);
-    expect(SUPPORTED_MODEL_TYPES).toEqual(['qwen2_moe', 'qwen3_moe', 'mixtral', 'olmoe', 'granitemoe']);
+    expect(SUPPORTED_MODEL_TYPES).toEqual(['qwen2_moe', 'qwen3_moe', 'mixtral', 'olmoe', 'granitemoe', 'deepseek_v2', 'deepseek_v3']);
   });
   const required: Record<string, string[]> = {
     qwen2_moe: ['vocab_size', 'hidden_size', 'num_hidden_layers', 'num_attention_heads', 'moe_intermediate_size', 'shared_expert_intermediate_size'],

@@ -128,7 +128,39 @@ export function parseRope(arch: string, config: Config, defaultTheta: number): {
     if (typeof f !== 'number' || !(f > 0) || !Number.isFinite(f)) bad(`"${key}.factor" must be a number > 0 for linear RoPE scaling, got ${describe(f)}`);
     return { ropeTheta: theta as number, ropeScaling: { type: 'linear', factor: f as number } };
   }
-  return bad(`"${key}": RoPE scaling type ${describe(type)} is not supported (none, "default" and "linear" are)`);
+  if (type === 'yarn') return { ropeTheta: theta as number, ropeScaling: parseYarn(rp, key, config, bad) };
+  return bad(`"${key}": RoPE scaling type ${describe(type)} is not supported (none, "default", "linear" and "yarn" are)`);
+}
+
+/** HF's _compute_yarn_parameters: its defaults, and the attention factor it derives from mscale / mscale_all_dim. */
+function parseYarn(rp: Record<string, unknown>, key: string, config: Config, bad: (why: string) => never): RopeScaling {
+  const positive = (name: string, x: unknown): number => {
+    if (typeof x !== 'number' || !(x > 0) || !Number.isFinite(x)) bad(`"${key}.${name}" must be a number > 0 for YaRN, got ${describe(x)}`);
+    return x as number;
+  };
+  const orig = positive('original_max_position_embeddings', rp.original_max_position_embeddings);
+  const maxPos = config.max_position_embeddings;
+  // HF: no factor → the ratio of the context to the pretraining context.
+  const factor = rp.factor === undefined || rp.factor === null ? positive('factor', typeof maxPos === 'number' ? maxPos / orig : undefined) : positive('factor', rp.factor);
+  const opt = (name: string, dflt: number) => (rp[name] === undefined || rp[name] === null || rp[name] === 0 ? dflt : positive(name, rp[name]));
+  const mscale = (scale: number, m: number) => (scale <= 1 ? 1 : 0.1 * m * Math.log(scale) + 1);
+  let attentionFactor: number;
+  if (rp.attention_factor !== undefined && rp.attention_factor !== null) attentionFactor = positive('attention_factor', rp.attention_factor);
+  else if (rp.mscale && rp.mscale_all_dim) attentionFactor = mscale(factor, positive('mscale', rp.mscale)) / mscale(factor, positive('mscale_all_dim', rp.mscale_all_dim));
+  else attentionFactor = mscale(factor, 1);
+  const truncate = rp.truncate ?? true;
+  if (typeof truncate !== 'boolean') bad(`"${key}.truncate" must be true or false, got ${describe(truncate)}`);
+  return { type: 'yarn', factor, originalMaxPositions: orig, betaFast: opt('beta_fast', 32), betaSlow: opt('beta_slow', 1), attentionFactor, truncate: truncate as boolean };
+}
+
+/** DeepSeek's extra factor on the attention logits under YaRN: mscale(factor, mscale_all_dim)², else 1. */
+export function yarnLogitGain(config: Config): number {
+  const pick = (x: unknown) => (typeof x === 'object' && x !== null && !Array.isArray(x) && Object.keys(x).length ? (x as Record<string, unknown>) : null);
+  const rp = pick(config.rope_scaling) ?? pick(config.rope_parameters);
+  const type = rp?.rope_type ?? rp?.type ?? 'default';
+  if (!rp || type === 'default' || !rp.mscale_all_dim || typeof rp.factor !== 'number' || typeof rp.mscale_all_dim !== 'number') return 1;
+  const m = rp.factor <= 1 ? 1 : 0.1 * rp.mscale_all_dim * Math.log(rp.factor) + 1;
+  return m * m;
 }
 
 // ---------------------------------------------------------------- shared spec parts

@@ -1,6 +1,7 @@
 /** The architecture builders, by HF model_type. Adding an architecture: one file + one line here. */
 import { previewValue } from '../../io/preview';
 import { ConfigError, type ArchBuilder } from '../spec';
+import { deepseekV2, deepseekV3 } from './deepseek';
 import { graniteMoe } from './granitemoe';
 import { mixtral } from './mixtral';
 import { olmoe } from './olmoe';
@@ -13,6 +14,8 @@ export const BUILDERS: Readonly<Record<string, ArchBuilder>> = {
   mixtral,
   olmoe,
   granitemoe: graniteMoe,
+  deepseek_v2: deepseekV2,
+  deepseek_v3: deepseekV3,
 };
 
 export const SUPPORTED_MODEL_TYPES = Object.keys(BUILDERS);
