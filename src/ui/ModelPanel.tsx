@@ -143,7 +143,7 @@ export function ModelPanel({ engine }: { engine: EngineActions }) {
           }
         }}
       >
-        <input type="url" placeholder="https://…/model-folder/ (config.json, model.safetensors, tokenizer.json) or …/model.gguf" value={url} onChange={(e) => setUrl(e.target.value)} aria-label="Model URL" />
+        <input type="url" placeholder="https://…/model-folder/ (config.json, model.safetensors, tokenizer.json), …/model.gguf or …/model.onnx" value={url} onChange={(e) => setUrl(e.target.value)} aria-label="Model URL" />
         <button type="submit" disabled={!url.trim() || status === 'loading'}>
           Load URL
         </button>

@@ -200,6 +200,7 @@ async function sourcesFor(source: ModelSource, signal: AbortSignal): Promise<Sou
     const got = await cachedDownload(source.url, () => fetchBytes(source.url, progress(n), signal), signal);
     return { name: source.url, files: [memorySource(n, got.bytes)], key: `url|${source.url}|${got.bytes.byteLength}`, cachedFiles: got.fromCache ? 1 : 0 };
   }
+  if (source.kind === 'url' && isOnnx(new URL(source.url, scope.location.href).pathname)) return onnxUrlSources(source.url, progress, signal);
   const base = source.kind === 'demo' ? new URL(`${import.meta.env.BASE_URL}models/demo/`, scope.location.origin).href : source.url.endsWith('/') ? source.url : `${source.url}/`;
   const names = [...DEMO_FILES];
   if (source.kind === 'url') {
@@ -228,6 +229,33 @@ async function sourcesFor(source: ModelSource, signal: AbortSignal): Promise<Sou
   }
   const key = `url|${base}|${files.map((f) => `${f.name}:${f.size}`).join('|')}`;
   return { name: source.kind === 'demo' ? 'Built-in demo (qwen2_moe, 16 experts, top-2)' : base, files, key, cachedFiles };
+}
+
+/** The tokenizer and config files an .onnx URL may have beside it (optional: JSON objects only count). */
+const ONNX_SIDE_FILES = ['tokenizer.json', 'tokenizer_config.json', 'config.json'];
+
+/** An .onnx by URL, with whichever of ONNX_SIDE_FILES its folder serves. */
+async function onnxUrlSources(url: string, progress: (file: string) => (done: number, total: number) => void, signal: AbortSignal): Promise<Sources> {
+  const abs = new URL(url, scope.location.href);
+  const n = decodeURIComponent(abs.pathname.split('/').pop()!);
+  const got = await cachedDownload(url, () => fetchBytes(url, progress(n), signal), signal);
+  const files: ByteSource[] = [memorySource(n, got.bytes)];
+  let cachedFiles = got.fromCache ? 1 : 0;
+  for (const side of ONNX_SIDE_FILES) {
+    const u = new URL(side, abs).href;
+    try {
+      const b = await cachedDownload(u, () => fetchBytes(u, progress(side), signal), signal);
+      // Servers with an SPA fallback answer 200 with HTML for missing files: only a JSON object counts.
+      const json: unknown = JSON.parse(new TextDecoder().decode(b.bytes));
+      if (!json || typeof json !== 'object' || Array.isArray(json)) throw new Error('not a JSON object');
+      files.push(memorySource(side, b.bytes));
+      if (b.fromCache) cachedFiles++;
+    } catch (e) {
+      if (signal.aborted) throw e;
+      console.warn(`No ${side} beside ${url} (${errorText(e)}): running without it`);
+    }
+  }
+  return { name: url, files, key: `url|${url}|${got.bytes.byteLength}`, cachedFiles };
 }
 
 let loading: AbortController | null = null;

@@ -56,3 +56,35 @@ test('an .onnx picked with its tokenizer files runs on onnxruntime-web, chats, a
   expect(errors).toEqual([]);
   expect(csp).toEqual([]);
 });
+
+// An .onnx by URL: its tokenizer files are fetched from beside it. Then a reply is stopped early.
+test('a URL ending in .onnx loads with the tokenizer files beside it; Stop ends the reply', async ({ page }) => {
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  const demo = join(process.cwd(), 'public', 'models', 'demo');
+  const ck = await openCheckpoint(await folderSources(demo));
+  const { bytes } = await exportOnnx(ck.spec, ck.slots, ck.reader, { contextLength: 256, parameters: ck.parameters });
+  await page.route('**/remote/onnx/demo.onnx', (route) => route.fulfill({ status: 200, contentType: 'application/octet-stream', body: Buffer.from(bytes) }));
+  await page.route('**/remote/onnx/tokenizer*.json', (route) => route.fulfill({ status: 200, contentType: 'application/json', path: join(demo, new URL(route.request().url()).pathname.split('/').pop()!) }));
+  await page.goto('/');
+  await expect(page.getByTestId('model-name')).toContainText('demo', { timeout: 120_000 });
+  await page.getByLabel('Model URL').fill('http://localhost:4173/remote/onnx/demo.onnx');
+  await page.getByRole('button', { name: 'Load URL' }).click();
+  await expect(page.getByTestId('model-name')).toHaveText('http://localhost:4173/remote/onnx/demo.onnx', { timeout: 120_000 });
+  await expect(page.getByTestId('model-backend')).toContainText('onnxruntime-web');
+  await expect(page.getByTestId('model-summary')).toContainText('context 256');
+  // With the tokenizer (and its chat template) found beside the file, the chat takes text.
+  await expect(page.getByTestId('model-summary')).not.toContainText('No tokenizer.json');
+
+  await page.getByLabel('Message').fill('Define harbor.');
+  await page.getByTestId('send').click();
+  await expect(page.getByTestId('reply-token').first()).toBeVisible({ timeout: 120_000 });
+  await page.getByTestId('stop').click();
+  await expect(page.getByTestId('chat-stats')).toBeVisible({ timeout: 60_000 });
+  // A definition runs for dozens of tokens; stopped after the first, only the few already under way arrive.
+  const n = Number((await page.getByTestId('chat-stats').textContent())!.match(/(\d+) tokens/)![1]);
+  expect(n).toBeGreaterThanOrEqual(1);
+  expect(n).toBeLessThanOrEqual(5);
+  await expect(page.getByTestId('send')).toBeVisible();
+  expect(errors).toEqual([]);
+});
