@@ -29,3 +29,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   dx[dst] = a * c + b * s;
   dx[dst + half] = b * c - a * s;
 }
+
+// The same strided views without the rotation: moves dv into its slice of d(qkv).
+@compute @workgroup_size(256)
+fn copy(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let idx = gid.y * nwg.x * 256u + gid.x;
+  if (idx >= p.tokens * p.heads * p.head_dim) { return; }
+  let i = idx % p.head_dim;
+  let h = (idx / p.head_dim) % p.heads;
+  let t = idx / (p.head_dim * p.heads);
+  dx[t * p.out_stride + p.out_offset + h * p.head_dim + i] = dy[t * p.in_stride + p.in_offset + h * p.head_dim + i];
+}

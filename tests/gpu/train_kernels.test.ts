@@ -20,7 +20,7 @@ import { AdamW } from '../../src/engine/train/optim';
 import { learningRate } from '../../src/engine/train/schedule';
 import { encodeLinearBackward } from '../../src/engine/train/ops/linear';
 import { encodeRmsNormBackward } from '../../src/engine/train/ops/rmsnorm';
-import { encodeRopeBackward } from '../../src/engine/train/ops/rope';
+import { encodeCopyHeads, encodeRopeBackward } from '../../src/engine/train/ops/rope';
 import {
   adamwStepRef, attentionBackwardRef, clipScaleRef, crossEntropyRef, gradNormRef, embeddingBackwardRef, IGNORE_INDEX, linearBackwardRef, rmsnormBackwardRef, ropeBackwardRef,
   routerBackwardRef, swigluBackwardRef,
@@ -126,6 +126,17 @@ describe('RoPE backward (bwd_rope.wgsl)', () => {
     const rk = ropeBackwardRef(dk, tab.cos, tab.sin, T, KVH, D, 0);
     for (let t = 0; t < T; t++) want.set(rk.subarray(t * KVH * D, (t + 1) * KVH * D), t * W + H * D);
     expectNear('rope dk into d(qkv)', await f32(k, dqkv, T * W), want, 1e-6);
+  });
+  it('copies dv into the v slice of d(qkv) without rotating it', async () => {
+    const k = await gpuKernels();
+    const [T, H, KVH, D] = [3, 2, 1, 6];
+    const W = (H + 2 * KVH) * D;
+    const dv = randomF32(T * KVH * D, 16), before = randomF32(T * W, 17);
+    const dqkv = up(k, before);
+    submit(k, (enc) => encodeCopyHeads(k, enc, { src: { buffer: up(k, dv) }, dst: { buffer: dqkv, stride: W, offset: (H + KVH) * D }, tokens: T, heads: KVH, headDim: D }));
+    const want = before.slice();
+    for (let t = 0; t < T; t++) want.set(dv.subarray(t * KVH * D, (t + 1) * KVH * D), t * W + (H + KVH) * D);
+    expect(Array.from(await f32(k, dqkv, T * W))).toEqual(Array.from(want));
   });
 });
 

@@ -37,3 +37,18 @@ export function encodeRopeBackward(k: Kernels, enc: GPUCommandEncoder, a: RopeBa
   const n = a.tokens * a.heads * (a.headDim / 2);
   dispatch(k.device, k.pipelines.get('bwd_rope.wgsl'), [params, a.dy.buffer, a.dx.buffer, a.table.cos, a.table.sin], grid1d(Math.ceil(n / 256)), enc);
 }
+
+/**
+ * Records a copy of [tokens, heads, headDim] between strided views (the RoPE backward without the
+ * rotation): dv into the v slice of d(qkv), or a slice back out.
+ */
+export function encodeCopyHeads(k: Kernels, enc: GPUCommandEncoder, a: { src: HeadView; dst: HeadView; tokens: number; heads: number; headDim: number }): void {
+  if (a.src.buffer === a.dst.buffer) throw new Error('copy heads: src and dst must be different buffers');
+  const plain = a.heads * a.headDim;
+  const params = k.uniform([
+    { u32: a.tokens }, { u32: a.heads }, { u32: a.headDim }, { u32: 0 },
+    { u32: a.src.stride ?? plain }, { u32: a.src.offset ?? 0 }, { u32: a.dst.stride ?? plain }, { u32: a.dst.offset ?? 0 },
+  ]);
+  const n = a.tokens * a.heads * a.headDim;
+  dispatch(k.device, k.pipelines.get('bwd_rope.wgsl', 'copy'), [params, a.src.buffer, a.dst.buffer], grid1d(Math.ceil(n / 256)), enc);
+}
