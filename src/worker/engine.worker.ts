@@ -112,6 +112,8 @@ async function recover(loss: GpuLossInfo): Promise<void> {
   running?.abort();
   loading?.abort();
   gpu = null;
+  // An onnxruntime session lives on onnxruntime's own device: free it, as the reload below makes a new one.
+  if (loaded?.backend === 'onnxruntime-web') void loaded.decoder.release().catch(() => undefined);
   loaded = null;
   const now = Date.now();
   losses.push(now);
