@@ -15,6 +15,7 @@ import { encodeSwiGluBackward } from '../../src/engine/train/ops/elementwise';
 import { encodeEmbeddingBackward, uploadEmbeddingGradPlan } from '../../src/engine/train/ops/embedding';
 import { crossEntropyTargets, encodeCrossEntropy } from '../../src/engine/train/ops/loss';
 import { encodeRouterBackward } from '../../src/engine/train/ops/router';
+import { encodeMoeCombineBackward } from '../../src/engine/train/ops/moe';
 import { encodeAdamWStep, encodeGradNorm, gradNormPartialFloats, OPTIM_STATS_FLOATS } from '../../src/engine/train/ops/adamw';
 import { AdamW } from '../../src/engine/train/optim';
 import { learningRate } from '../../src/engine/train/schedule';
@@ -22,7 +23,7 @@ import { encodeLinearBackward } from '../../src/engine/train/ops/linear';
 import { encodeRmsNormBackward } from '../../src/engine/train/ops/rmsnorm';
 import { encodeCopyHeads, encodeRopeBackward } from '../../src/engine/train/ops/rope';
 import {
-  adamwStepRef, attentionBackwardRef, clipScaleRef, crossEntropyRef, gradNormRef, embeddingBackwardRef, IGNORE_INDEX, linearBackwardRef, rmsnormBackwardRef, ropeBackwardRef,
+  adamwStepRef, attentionBackwardRef, clipScaleRef, crossEntropyRef, DROPPED, gradNormRef, moeCombineBackwardRef, embeddingBackwardRef, IGNORE_INDEX, linearBackwardRef, rmsnormBackwardRef, ropeBackwardRef,
   routerBackwardRef, swigluBackwardRef,
 } from '../../src/engine/train/ref';
 import { gpuKernels } from './device';
@@ -345,4 +346,29 @@ describe('AdamW with global-norm clipping (adamw.wgsl)', () => {
     expect(opt.step).toBe(6);
     opt.destroy();
   });
+});
+
+describe('MoE combine backward (bwd_moe_combine.wgsl)', () => {
+  // 6 tokens, top-3, dim 300 (more than one 256-wide pass), 22 rows: 16 kept slots, 2 dropped, padding.
+  const [T, K, dim, rows] = [6, 3, 300, 22];
+  const r = rng(90);
+  const perm = Array.from({ length: rows }, (_, i) => i).sort(() => r() - 0.5);
+  const slotPos = Uint32Array.from({ length: T * K }, (_, s) => (s === 4 || s === 11 ? DROPPED : perm[s]!));
+  for (const mode of ['none', 'added', 'gated'] as const) {
+    it(`dGate, dY and the shared expert's gradients (shared expert: ${mode})`, async () => {
+      const k = await gpuKernels();
+      const gate = randomF32(T * K, 91), y = randomF32(rows * dim, 92), dout = randomF32(T * dim, 93);
+      const sharedCpu = mode === 'none' ? undefined : { out: randomF32(T * dim, 94), gateLogits: mode === 'gated' ? randomF32(T, 95, 2) : undefined };
+      const [dGate, dY, dSharedOut, dSharedGate] = [empty(k, T * K), up(k, randomF32(rows * dim, 96)), empty(k, T * dim), empty(k, T)];
+      submit(k, (enc) => encodeMoeCombineBackward(k, enc, {
+        gate: up(k, gate), slotPos: up(k, slotPos), y: up(k, y), dout: up(k, dout), dGate, dY, tokens: T, topK: K, dim,
+        shared: sharedCpu && { out: up(k, sharedCpu.out), gateLogits: sharedCpu.gateLogits && up(k, sharedCpu.gateLogits), dOut: dSharedOut, dGateLogits: dSharedGate },
+      }));
+      const ref = moeCombineBackwardRef(gate, slotPos, y, dout, T, K, dim, rows, sharedCpu);
+      expectNear(`combine dGate (${mode})`, await f32(k, dGate, T * K), ref.dGate, 1e-5);
+      expectNear(`combine dY (${mode}; stale rows cleared)`, await f32(k, dY, rows * dim), ref.dY, 1e-6);
+      if (sharedCpu) expectNear(`combine dSharedOut (${mode})`, await f32(k, dSharedOut, T * dim), ref.dSharedOut!, 1e-6);
+      if (sharedCpu?.gateLogits) expectNear(`combine dSharedGate (${mode})`, await f32(k, dSharedGate, T), ref.dSharedGate!, 1e-5);
+    });
+  }
 });

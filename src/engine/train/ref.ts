@@ -282,3 +282,72 @@ export function adamwStepRef(p: Float32Array, g: ArrayLike<number>, m: Float32Ar
     p[i] = decayed - (hp.lr * (mi / bc1)) / (Math.sqrt(vi / bc2) + hp.eps);
   }
 }
+
+/** Marks a (token, choice) slot that went to no expert (moe_plan.wgsl's DROPPED). */
+export const DROPPED = 0xffffffff;
+
+/** The shared-expert term of the combine: none, added, or added through a sigmoid gate (Qwen2-MoE). */
+export interface CombineShared {
+  /** [T, dim] the shared expert's output. */
+  out: Float32Array;
+  /** [T] gate logits; absent: the term is added ungated. */
+  gateLogits?: Float32Array;
+}
+
+/**
+ * The forward of moe_combine.wgsl (no such reference in src/engine/ref/ops.ts: expertsRef fuses it):
+ * out[t] = Σ_j gate[t, j] · y[slotPos[t, j]] over kept slots (+ shared, sigmoid-gated when given).
+ */
+export function moeCombineRef(gate: Float32Array, slotPos: Uint32Array, y: Float32Array, T: number, k: number, dim: number, shared?: CombineShared): Float32Array {
+  const out = new Float32Array(T * dim);
+  for (let t = 0; t < T; t++) {
+    const sg = shared?.gateLogits ? 1 / (1 + Math.exp(-shared.gateLogits[t]!)) : 1;
+    for (let d = 0; d < dim; d++) {
+      let s = 0;
+      for (let j = 0; j < k; j++) {
+        const pos = slotPos[t * k + j]!;
+        if (pos !== DROPPED) s += gate[t * k + j]! * y[pos * dim + d]!;
+      }
+      if (shared) s += sg * shared.out[t * dim + d]!;
+      out[t * dim + d] = s;
+    }
+  }
+  return out;
+}
+
+/**
+ * Gradients of moeCombineRef: dGate[t, j] = dout_t · y[pos] (0 when dropped) — what the router
+ * backward takes as dGates; dY[pos] = gate[t, j] · dout_t (rows no slot points at are 0); the shared
+ * expert's dOut = σ(g_t)·dout_t (or dout_t ungated) and dGateLogits[t] = σ'(g_t) · dout_t · shared_t.
+ */
+export function moeCombineBackwardRef(
+  gate: Float32Array, slotPos: Uint32Array, y: Float32Array, dout: Float32Array, T: number, k: number, dim: number, yRows: number, shared?: CombineShared,
+): { dGate: Float32Array; dY: Float32Array; dSharedOut?: Float32Array; dSharedGate?: Float32Array } {
+  const dGate = new Float32Array(T * k);
+  const dY = new Float32Array(yRows * dim);
+  for (let t = 0; t < T; t++) {
+    for (let j = 0; j < k; j++) {
+      const pos = slotPos[t * k + j]!;
+      if (pos === DROPPED) continue;
+      let s = 0;
+      for (let d = 0; d < dim; d++) {
+        s += dout[t * dim + d]! * y[pos * dim + d]!;
+        dY[pos * dim + d] = gate[t * k + j]! * dout[t * dim + d]!;
+      }
+      dGate[t * k + j] = s;
+    }
+  }
+  if (!shared) return { dGate, dY };
+  const dSharedOut = new Float32Array(T * dim);
+  const dSharedGate = shared.gateLogits ? new Float32Array(T) : undefined;
+  for (let t = 0; t < T; t++) {
+    const sg = shared.gateLogits ? 1 / (1 + Math.exp(-shared.gateLogits[t]!)) : 1;
+    let s = 0;
+    for (let d = 0; d < dim; d++) {
+      dSharedOut[t * dim + d] = sg * dout[t * dim + d]!;
+      s += dout[t * dim + d]! * shared.out[t * dim + d]!;
+    }
+    if (dSharedGate) dSharedGate[t] = s * sg * (1 - sg);
+  }
+  return { dGate, dY, dSharedOut, dSharedGate };
+}

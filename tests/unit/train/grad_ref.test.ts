@@ -15,8 +15,8 @@ import { ropeTable } from '../../../src/engine/ops/rope';
 import { attentionRef, embeddingRef, matmulRef, rmsnormRef, ropeRef, routeRef, swigluRef, type RouteRefOptions } from '../../../src/engine/ref/ops';
 import { randomF32, rng } from '../../../src/engine/ref/random';
 import {
-  attentionBackwardRef, crossEntropyRef, embeddingBackwardRef, IGNORE_INDEX, linearBackwardRef, rmsnormBackwardRef,
-  ropeBackwardRef, routerBackwardRef, swigluBackwardRef,
+  attentionBackwardRef, crossEntropyRef, DROPPED, embeddingBackwardRef, IGNORE_INDEX, linearBackwardRef, moeCombineBackwardRef,
+  moeCombineRef, rmsnormBackwardRef, ropeBackwardRef, routerBackwardRef, swigluBackwardRef,
 } from '../../../src/engine/train/ref';
 
 const TOL = 1e-4;
@@ -194,6 +194,26 @@ describe('router backward vs finite differences of routeRef', () => {
       const an = routerBackwardRef(base.probs, base.idx, dG, T, E, k, opts, dP);
       expectClose(`router dLogits (${name})`, an, fd);
       for (const e of o.disabled ?? []) for (let t = 0; t < T; t++) expect(Math.abs(an[t * E + e]!)).toBe(0);
+    });
+  }
+});
+
+describe('MoE combine backward vs finite differences of its forward (moe_combine.wgsl)', () => {
+  // 4 tokens, top-2, rows grouped by expert with one padding row (6) and one dropped slot.
+  const [T, k, dim, rows] = [4, 2, 5, 8];
+  const slotPos = Uint32Array.from([3, 0, 5, DROPPED, 1, 7, 2, 4]);
+  for (const mode of ['none', 'added', 'gated'] as const) {
+    it(`dGate, dY and the shared expert's gradients (shared expert: ${mode})`, () => {
+      const gate = randomF32(T * k, 81), y = randomF32(rows * dim, 82), c = randomF32(T * dim, 83);
+      const shared = mode === 'none' ? undefined : { out: randomF32(T * dim, 84), gateLogits: mode === 'gated' ? randomF32(T, 85, 2) : undefined };
+      const loss = () => dot(c, moeCombineRef(gate, slotPos, y, T, k, dim, shared));
+      const g = moeCombineBackwardRef(gate, slotPos, y, c, T, k, dim, rows, shared);
+      expectClose(`combine dGate (${mode})`, g.dGate, finiteDiff(loss, gate));
+      expectClose(`combine dY (${mode})`, g.dY, finiteDiff(loss, y));
+      expect(g.dGate[3]).toBe(0);
+      for (let d = 0; d < dim; d++) expect(g.dY[6 * dim + d]).toBe(0);
+      if (shared) expectClose(`combine dSharedOut (${mode})`, g.dSharedOut!, finiteDiff(loss, shared.out));
+      if (shared?.gateLogits) expectClose(`combine dSharedGate (${mode})`, g.dSharedGate!, finiteDiff(loss, shared.gateLogits));
     });
   }
 });
