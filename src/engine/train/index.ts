@@ -1,0 +1,18 @@
+/**
+ * Training on the GPU (issue #7): backward kernels, losses, AdamW and the LR schedule. Each kernel
+ * has a TypeScript reference in ./ref.ts (checked against finite differences of the forward) and a
+ * test against it; see ./README.md for the conventions and how the pieces chain into a step.
+ */
+export { encodeLinearBackward, type Accumulate, type LinearBackwardArgs } from './ops/linear';
+export { encodeRmsNormBackward, type RmsNormBackwardArgs } from './ops/rmsnorm';
+export { encodeSwiGluBackward } from './ops/elementwise';
+export { encodeCopyHeads, encodeRopeBackward, type HeadView, type RopeBackwardArgs } from './ops/rope';
+export { attentionBackwardStatsFloats, encodeAttentionBackward, MAX_BWD_HEAD_DIM, type AttentionBackwardArgs } from './ops/attention';
+export { crossEntropyTargets, encodeCrossEntropy, type CrossEntropyArgs } from './ops/loss';
+export { embeddingGradPlan, encodeEmbeddingBackward, uploadEmbeddingGradPlan, type EmbeddingBackwardArgs, type EmbeddingGradPlan } from './ops/embedding';
+export { encodeRouterBackward, type RouterBackwardArgs } from './ops/router';
+export { encodeMoeCombineBackward, type MoeCombineBackwardArgs } from './ops/moe';
+export { encodeAdamWStep, encodeGradNorm, gradNormPartialFloats, OPTIM_STATS_FLOATS, type AdamWStepArgs, type GradSlice } from './ops/adamw';
+export { AdamW, ADAMW_DEFAULTS, type AdamWOptions, type OptimStats, type TrainableParam } from './optim';
+export { learningRate, validateSchedule, type LrSchedule } from './schedule';
+export { DROPPED, IGNORE_INDEX, type AdamWHyper, type CombineShared, type RouterGradOptions } from './ref';
