@@ -13,7 +13,9 @@ const ACC_DB = 4u;
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
-@group(0) @binding(3) var<storage, read> w: array<f32>;
+// W through the forward's weight loaders: wv(i) is element i of W, f32 or int8/int4 group-wise
+// (binding 3, scales at 7), so a LoRA over a quantised base gets dX without a dequantised copy.
+#include "wload_${WFMT}.wgsl"
 @group(0) @binding(4) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dw: array<f32>;
 @group(0) @binding(6) var<storage, read_write> db: array<f32>;
@@ -53,7 +55,7 @@ fn grad_x(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
       let bc = e % TM;
       let bn = n0 + e / TM;
       var b = 0.0;
-      if (col0 + bc < p.K && bn < p.N) { b = w[bn * p.K + col0 + bc]; }
+      if (col0 + bc < p.K && bn < p.N) { b = wv(bn * p.K + col0 + bc); }
       Bs[(e / TM) * TM + bc] = b;
     }
     workgroupBarrier();

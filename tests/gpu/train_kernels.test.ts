@@ -8,6 +8,8 @@ import { describe, expect, it } from 'vitest';
 import { randomF32, rng } from '../../src/engine/ref/random';
 import { ropeTable, uploadRopeTable } from '../../src/engine/ops/rope';
 import { uploadStorage } from '../../src/engine/gpu/buffers';
+import { dequantize, quantize } from '../../src/engine/quant/pack';
+import { uploadWeight } from '../../src/engine/quant/weight';
 import { runRoute } from '../../src/engine/ops/oneshot';
 import { attentionRef, routeRef } from '../../src/engine/ref/ops';
 import { attentionBackwardStatsFloats, encodeAttentionBackward } from '../../src/engine/train/ops/attention';
@@ -67,6 +69,22 @@ describe('linear backward (bwd_linear.wgsl)', () => {
     expectNear('linear dW (accumulated)', await f32(k, dw, N * K), ref.dw.map((v, i) => v + dw0[i]!), 1e-5);
     expectNear('linear db (accumulated)', await f32(k, db, N), ref.db.map((v, i) => v + db0[i]!), 1e-5);
   });
+});
+
+describe('linear backward through a quantised weight (LoRA over an int8/int4 base)', () => {
+  for (const [format, group] of [['int8', 32], ['int4', 32]] as const) {
+    it(`dx = dY · W with W ${format}, group ${group}: as through the dequantised weight`, async () => {
+      const k = await gpuKernels();
+      const [M, N, K] = [19, 40, 96];
+      const dy = randomF32(M * N, 41), wf = randomF32(N * K, 42);
+      const dx = empty(k, M * K);
+      const wq = uploadWeight(k.device, wf, N, K, format, group, 'wq');
+      expect(wq.format).toBe(format); // not the f32 fallback
+      submit(k, (enc) => encodeLinearBackward(k, enc, { dy: up(k, dy), w: wq, dx, M, N, K }));
+      const wDeq = dequantize(quantize(wf, N, K, format, group));
+      expectNear(`linear dx through ${format} W`, await f32(k, dx, M * K), linearBackwardRef(dy, new Float32Array(M * K), wDeq, M, N, K).dx, 1e-5);
+    });
+  }
 });
 
 describe('RMSNorm backward (bwd_rmsnorm.wgsl)', () => {
