@@ -292,7 +292,7 @@ describe('AdamW with global-norm clipping (adamw.wgsl)', () => {
   // computes each update in f64 and the WGSL division and square root may be 2.5 ulp): measured at
   // most 7.8e-7 after 6 steps, so 2e-6. A missing bias correction or decay term moves them by ~lr.
   const P_TOL = 2e-6;
-  it('two slices (one at an offset, one without decay) over 5 steps, clipping on some, vs the TS AdamW', async () => {
+  it('two parameter groups in one encoder (one at an offset, without decay, at 3× the lr) over 5 steps, clipping on some, vs the TS AdamW', async () => {
     const k = await gpuKernels();
     // Slice A: 1000 floats (several sum-of-squares workgroups); slice B: 37 floats at offset 5 of 50.
     const [nA, nB, offB, lenB] = [1000, 37, 5, 50];
@@ -313,7 +313,7 @@ describe('AdamW with global-norm clipping (adamw.wgsl)', () => {
       submit(k, (enc) => {
         encodeGradNorm(k, enc, { slices, partials, stats, maxNorm });
         encodeAdamWStep(k, enc, { param: gpu.pA, grad: gpu.gA, m: gpu.mA, v: gpu.vA, count: nA, hyper: { ...base, lr, weightDecay: 0.1 }, step, stats });
-        encodeAdamWStep(k, enc, { param: gpu.pB, grad: gpu.gB, m: gpu.mB, v: gpu.vB, count: nB, offset: offB, hyper: { ...base, lr, weightDecay: 0 }, step, stats });
+        encodeAdamWStep(k, enc, { param: gpu.pB, grad: gpu.gB, m: gpu.mB, v: gpu.vB, count: nB, offset: offB, hyper: { ...base, lr: 3 * lr, weightDecay: 0 }, step, stats });
       });
       const norm = gradNormRef([gA, gB.subarray(offB, offB + nB)]);
       const clip = clipScaleRef(norm, maxNorm);
@@ -324,7 +324,7 @@ describe('AdamW with global-norm clipping (adamw.wgsl)', () => {
       expect(st[2]).toBe(0);
       adamwStepRef(pA, gA, mA, vA, { ...base, lr, weightDecay: 0.1 }, step, clip);
       const sub = (a: Float32Array) => a.subarray(offB, offB + nB);
-      adamwStepRef(sub(pB), sub(gB), sub(mB), sub(vB), { ...base, lr, weightDecay: 0 }, step, clip);
+      adamwStepRef(sub(pB), sub(gB), sub(mB), sub(vB), { ...base, lr: 3 * lr, weightDecay: 0 }, step, clip);
       expectNear(`AdamW params A, step ${step}`, await f32(k, gpu.pA, nA), pA, P_TOL);
       expectNear(`AdamW params B, step ${step}`, await f32(k, gpu.pB, lenB), pB, P_TOL);
       expectNear(`AdamW m A, step ${step}`, await f32(k, gpu.mA, nA), mA, 1e-6);

@@ -12,7 +12,7 @@ export { crossEntropyTargets, encodeCrossEntropy, type CrossEntropyArgs } from '
 export { embeddingGradPlan, encodeEmbeddingBackward, uploadEmbeddingGradPlan, type EmbeddingBackwardArgs, type EmbeddingGradPlan } from './ops/embedding';
 export { encodeRouterBackward, type RouterBackwardArgs } from './ops/router';
 export { encodeMoeCombineBackward, type MoeCombineBackwardArgs } from './ops/moe';
-export { encodeAdamWStep, encodeGradNorm, gradNormPartialFloats, OPTIM_STATS_FLOATS, type AdamWStepArgs, type GradSlice } from './ops/adamw';
+export { adamwStepWords, encodeAdamWStep, encodeGradNorm, gradNormPartialFloats, OPTIM_STATS_FLOATS, type AdamWStepArgs, type GradSlice } from './ops/adamw';
 export { AdamW, ADAMW_DEFAULTS, type AdamWOptions, type OptimStats, type TrainableParam } from './optim';
 export { learningRate, validateSchedule, type LrSchedule } from './schedule';
 export { DROPPED, IGNORE_INDEX, type AdamWHyper, type CombineShared, type RouterGradOptions } from './ref';

@@ -3,9 +3,9 @@
  * global gradient norm, entirely on the GPU (no read-back per step; the norm can be read when a
  * chart wants it).
  */
-import { createStorage, readF32 } from '../gpu/buffers';
+import { createStorage, createUniform, readF32, writeUniform } from '../gpu/buffers';
 import type { Kernels } from '../gpu/kernels';
-import { encodeAdamWStep, encodeGradNorm, gradNormPartialFloats, OPTIM_STATS_FLOATS } from './ops/adamw';
+import { adamwStepWords, encodeAdamWStep, encodeGradNorm, gradNormPartialFloats, OPTIM_STATS_FLOATS } from './ops/adamw';
 
 export interface AdamWOptions {
   beta1: number;
@@ -45,6 +45,8 @@ export class AdamW {
   /** Optimizer steps recorded so far (the next one is step + 1 for bias correction). */
   step = 0;
   private readonly moments: Array<{ m: GPUBuffer; v: GPUBuffer }>;
+  /** Each parameter's step-kernel block, rewritten every step (lr and bias corrections change). */
+  private readonly blocks: GPUBuffer[] = [];
   private readonly partials: GPUBuffer;
   /** [grad norm, clip factor, non-finite flag, _] of the last step. */
   readonly stats: GPUBuffer;
@@ -74,7 +76,14 @@ export class AdamW {
     this.params.forEach((p, i) => {
       const { m, v } = this.moments[i]!;
       const hyper = { lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: p.weightDecay ?? o.weightDecay };
-      encodeAdamWStep(this.k, enc, { param: p.param, grad: p.grad, m, v, count: p.count, hyper, step: this.step, stats: this.stats });
+      const args = { param: p.param, grad: p.grad, m, v, count: p.count, hyper, step: this.step, stats: this.stats };
+      // queue.writeBuffer lands before this encoder's work runs and after earlier submits' work:
+      // hence one step per submitted encoder.
+      const words = adamwStepWords(args);
+      let block = this.blocks[i];
+      if (block) writeUniform(this.k.device, block, words);
+      else this.blocks[i] = block = createUniform(this.k.device, words);
+      encodeAdamWStep(this.k, enc, args, block);
     });
   }
 
@@ -96,6 +105,7 @@ export class AdamW {
       m.destroy();
       v.destroy();
     }
+    for (const b of this.blocks) b.destroy();
     this.partials.destroy();
     this.stats.destroy();
   }

@@ -1,5 +1,5 @@
 import { dispatch, grid1d } from '../../gpu/buffers';
-import type { Kernels } from '../../gpu/kernels';
+import type { Kernels, UniformWord } from '../../gpu/kernels';
 import type { AdamWHyper } from '../ref';
 
 /** A run of `count` f32 gradients starting `offset` floats into `grad`. */
@@ -59,22 +59,25 @@ export interface AdamWStepArgs {
   stats?: GPUBuffer;
 }
 
-/**
- * Records one AdamW update of a parameter slice. lr and the bias corrections change every step, so
- * they live in a rewritten uniform (Kernels.uniform's dynamic words): record at most one step per
- * command encoder, and submit it before recording the next.
- */
-export function encodeAdamWStep(k: Kernels, enc: GPUCommandEncoder, a: AdamWStepArgs): void {
+/** The step kernel's parameter block for `a` (12 words; AdamW rewrites its own blocks with these). */
+export function adamwStepWords(a: Omit<AdamWStepArgs, 'param' | 'grad' | 'm' | 'v'>): UniformWord[] {
   if (!(Number.isInteger(a.step) && a.step >= 1)) throw new RangeError(`AdamW step must be a whole number ≥ 1, got ${a.step}`);
   const h = a.hyper;
-  const params = k.uniform(
-    [
-      { u32: a.count }, { u32: a.offset ?? 0 }, { u32: 0 }, { u32: a.stats ? 1 : 0 },
-      { f32: h.lr }, { f32: h.beta1 }, { f32: h.beta2 }, { f32: h.eps },
-      { f32: h.weightDecay }, { f32: 1 - h.beta1 ** a.step }, { f32: 1 - h.beta2 ** a.step }, { f32: 0 },
-    ],
-    [4, 9, 10], // lr and the bias corrections: new every step, one buffer per slice all the same
-  );
+  return [
+    { u32: a.count }, { u32: a.offset ?? 0 }, { u32: 0 }, { u32: a.stats ? 1 : 0 },
+    { f32: h.lr }, { f32: h.beta1 }, { f32: h.beta2 }, { f32: h.eps },
+    { f32: h.weightDecay }, { f32: 1 - h.beta1 ** a.step }, { f32: 1 - h.beta2 ** a.step }, { f32: 0 },
+  ];
+}
+
+/**
+ * Records one AdamW update of a parameter slice. The parameter block comes from `uniform` when
+ * given (a buffer the caller rewrote with adamwStepWords: the AdamW class keeps one per parameter),
+ * else from the Kernels' cache keyed by every value — lr and the bias corrections included, since a
+ * rewritten shared block would give two parameter groups recorded into one encoder the same lr.
+ */
+export function encodeAdamWStep(k: Kernels, enc: GPUCommandEncoder, a: AdamWStepArgs, uniform?: GPUBuffer): void {
+  const params = uniform ?? k.uniform(adamwStepWords(a));
   // Without stats the shader never reads that binding, but the layout has it (the flag is a runtime
   // value), and it is read_write, so no input buffer may stand in: a per-device placeholder does.
   dispatch(k.device, k.pipelines.get('adamw.wgsl', 'step'), [params, a.grad, null, a.stats ?? dummyStats(k.device), a.param, a.m, a.v], grid1d(Math.ceil(a.count / 256)), enc);
