@@ -15,6 +15,7 @@ import { exportOnnx, ONNX_EXPORT_ARCHS, OnnxExportError } from '../../src/engine
 import { useOrtInNode } from '../../src/engine/onnx/node';
 import { OrtDecoder } from '../../src/engine/onnx/ort-backend';
 import { ortGenerate } from '../../src/engine/onnx/ort-session';
+import { routeRef } from '../../src/engine/ref/ops';
 import { maxAbsDiff } from '../../src/engine/ref/random';
 
 const ROOT = join(import.meta.dirname, '..', 'fixtures');
@@ -64,9 +65,15 @@ describe('ONNX export run by onnxruntime-web (WebGPU EP) vs HF transformers (f32
         let dRouter = 0;
         ref.router_logits.forEach((r, m) => (dRouter = Math.max(dRouter, maxAbsDiff(full.routerLogits[m]!, flat(r.logits)))));
         expect(dRouter).toBeLessThanOrEqual(LOGIT_TOL);
-        // The routing record is the engine's shape: [layer][t·k + j], k from the model.
-        expect(full.routing.experts.length).toBe(ref.router_logits.length);
-        expect(full.routing.experts[0]!.length).toBe(ref.input_ids.length * ck.spec.moe.topK);
+        // The routing record is the engine's shape ([layer][t·k + j], k from the model) and picks the
+        // experts HF's router picks from HF's own router logits.
+        const T = ref.input_ids.length, E = ck.spec.moe.numExperts, K = ck.spec.moe.topK;
+        expect(full.routing).toMatchObject({ start: 0, tokens: T, topk: K, numExperts: E, layers: ref.router_logits.map((r) => r.layer) });
+        ref.router_logits.forEach((r, m) => {
+          const want = routeRef(flat(r.logits), T, E, K, ck.spec.moe.normTopkProb);
+          expect(full.routing.experts[m]).toEqual(want.idx);
+          expect(maxAbsDiff(full.routing.gates[m]!, want.weights)).toBeLessThanOrEqual(LOGIT_TOL);
+        });
 
         dec.reset();
         const P = ref.prefill_decode.prefill;
