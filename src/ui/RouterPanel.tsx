@@ -101,7 +101,7 @@ export function RouterPanel({ engine }: { engine: EngineActions }) {
           routed scale
           <input type="number" min={0.1} max={10} step={0.1} value={router.routedScale} onChange={(e) => set({ routedScale: num(e.target.value) })} />
         </label>
-        <label>
+        <label title="Added to each expert's selection score only (the gate weight stays unbiased). A checkpoint's own per-layer bias (DeepSeek-V3's e_score_correction_bias) stays on underneath.">
           expert bias
           <input
             type="text"

@@ -31,13 +31,13 @@ interface Reference {
   greedy: { prompt_ids: number[]; new_ids: number[] };
 }
 
-async function gguf(name: string, type: number) {
+async function gguf(name: string, type: number, opts: { splitKvB?: boolean } = {}) {
   const files = await folderSources(join(ROOT, name));
   const st = await SafetensorsCheckpoint.open(files);
   const tensors: HfTensors = new Map();
   for (const n of st.names()) tensors.set(n, { shape: st.shape(n), data: await st.read(n) });
   const config = JSON.parse(readFileSync(join(ROOT, name, 'config.json'), 'utf8')) as Record<string, unknown>;
-  return hfToGguf(config, tensors, { type }).bytes;
+  return hfToGguf(config, tensors, { type, ...opts }).bytes;
 }
 
 describe('GGUF checkpoints on the GPU', () => {
@@ -63,6 +63,33 @@ describe('GGUF checkpoints on the GPU', () => {
       const gpu = (await qm.forward(ref.input_ids, { allLogits: true })).logits;
       expect(maxAbsDiff(gpu, cpu)).toBeLessThanOrEqual(LOGIT_TOL);
       qm.destroy();
+    });
+  }
+});
+
+// DeepSeek (deepseek2) has no CPU reference forward (latent attention is GPU-only), so its GGUF
+// versions are checked against transformers directly, with kv_b whole and as newer llama.cpp
+// splits it (attn_k_b transposed + attn_v_b).
+const DEEPSEEK = readdirSync(ROOT).filter((d) => d.startsWith('deepseek_')).sort();
+describe('DeepSeek GGUF (deepseek2) on the GPU', () => {
+  for (const name of DEEPSEEK) {
+    it(`${name}: F32 GGUF matches transformers, kv_b whole or split`, async () => {
+      const k = await gpuKernels();
+      const ref = JSON.parse(readFileSync(join(ROOT, name, 'reference.json'), 'utf8')) as Reference;
+      for (const splitKvB of [false, true]) {
+        const ck = await openCheckpoint([memorySource(`${name}.gguf`, await gguf(name, GGML.F32, { splitKvB }))], k.device.limits);
+        const st = await openCheckpoint(await folderSources(join(ROOT, name)), k.device.limits);
+        // GGUF keeps DeepSeek's rope rows interleaved (llama.cpp's layout); a halves checkpoint was interleaved on conversion.
+        expect({ ...ck.spec, bosTokenId: null, eosTokenIds: [] }).toEqual({ ...st.spec, bosTokenId: null, eosTokenIds: [], rmsNormEps: Math.fround(st.spec.rmsNormEps), ropeTheta: Math.fround(st.spec.ropeTheta), attentionScale: ck.spec.attentionScale, ropeScaling: ck.spec.ropeScaling, mla: { ...st.spec.mla!, ropeInterleaved: true }, moe: { ...st.spec.moe, routedScale: Math.fround(st.spec.moe.routedScale!) } });
+        const model = new MoeModel(k, ck.spec, await uploadWeights(k.device, ck.spec, ck.slots, ck.reader), { contextLength: 64, chunkTokens: 32 });
+        const full = await model.forward(ref.input_ids, { allLogits: true });
+        expect(maxAbsDiff(full.logits, Float32Array.from(ref.logits.flat())), `split kv_b: ${splitKvB}`).toBeLessThanOrEqual(LOGIT_TOL);
+        model.reset();
+        const got: number[] = [];
+        for await (const t of generate(model, ref.greedy.prompt_ids, { maxNewTokens: ref.greedy.new_ids.length })) got.push(t.id);
+        expect(got).toEqual(ref.greedy.new_ids);
+        model.destroy();
+      }
     });
   }
 });

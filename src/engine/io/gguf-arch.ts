@@ -15,10 +15,10 @@ interface ArchInfo {
   normTopk: boolean;
   /** convert_hf_to_gguf.py permutes Q/K rows for this arch (LlamaModel and its subclasses). */
   permuted: boolean;
-  layout: Pick<GgufLayout, 'moe' | 'router'>;
+  layout: Pick<GgufLayout, 'moe' | 'router' | 'shared'>;
 }
 
-const MLP = { moe: 'mlp', router: 'gate.weight' };
+const MLP = { moe: 'mlp', router: 'gate.weight', shared: 'mlp.shared_expert' };
 
 /** GGUF architectures read here, by general.architecture. */
 export const GGUF_ARCHS: Readonly<Record<string, ArchInfo>> = {
@@ -27,7 +27,10 @@ export const GGUF_ARCHS: Readonly<Record<string, ArchInfo>> = {
   // Mixtral converts as arch "llama" with experts.
   llama: { hf: 'mixtral', normTopk: true, permuted: true, layout: MLP },
   olmoe: { hf: 'olmoe', normTopk: false, permuted: false, layout: MLP },
-  granitemoe: { hf: 'granitemoe', normTopk: true, permuted: true, layout: { moe: 'block_sparse_moe', router: 'router.weight' } },
+  granitemoe: { hf: 'granitemoe', normTopk: true, permuted: true, layout: { moe: 'block_sparse_moe', router: 'router.weight', shared: 'mlp.shared_expert' } },
+  // DeepSeek-V2 and -V3 (the sigmoid gating / exp_probs_b tells them apart). llama.cpp's default for
+  // expert_weights_norm is false.
+  deepseek2: { hf: 'deepseek_v2', normTopk: false, permuted: false, layout: { ...MLP, shared: 'mlp.shared_experts' } },
 };
 
 export interface GgufModelConfig {
@@ -51,7 +54,7 @@ export function ggufModelConfig(header: GgufHeader, fileName: string): GgufModel
   const arch = meta.string('general.architecture');
   if (arch === undefined) fail('has no "general.architecture"');
   const info = Object.hasOwn(GGUF_ARCHS, arch!) ? GGUF_ARCHS[arch!] : undefined;
-  if (!info) fail(`architecture "${arch}" is not supported (supported: ${Object.keys(GGUF_ARCHS).join(', ')}; deepseek2 is not yet)`);
+  if (!info) fail(`architecture "${arch}" is not supported (supported: ${Object.keys(GGUF_ARCHS).join(', ')})`);
   const k = (key: string) => `${arch}.${key}`;
   const need = (key: string): number => meta.uniformUint(k(key)) ?? fail(`is missing "${k(key)}"`);
   const tensors = header.tensors;
@@ -66,9 +69,12 @@ export function ggufModelConfig(header: GgufHeader, fileName: string): GgufModel
   if (numExperts === 0) fail(`"${arch}" without experts ("${k('expert_count')}" is ${numExperts === 0 && meta.has(k('expert_count')) ? '0' : 'absent'}): not a mixture-of-experts model`);
   const topK = need('expert_used_count');
   const eps = meta.number(k('attention.layer_norm_rms_epsilon')) ?? fail(`is missing "${k('attention.layer_norm_rms_epsilon')}"`);
-  const keyLen = meta.uint(k('attention.key_length'));
-  const valueLen = meta.uint(k('attention.value_length'));
-  if (keyLen !== undefined && valueLen !== undefined && keyLen !== valueLen) fail(`key_length ${keyLen} ≠ value_length ${valueLen} is not supported`);
+  const mla = arch === 'deepseek2';
+  // Latent-attention files written for llama.cpp's absorbed attention give the MQA widths in
+  // key_length/value_length and the per-head ones in *_mla.
+  const keyLen = (mla ? meta.uint(k('attention.key_length_mla')) : undefined) ?? meta.uint(k('attention.key_length'));
+  const valueLen = (mla ? meta.uint(k('attention.value_length_mla')) : undefined) ?? meta.uint(k('attention.value_length'));
+  if (!mla && keyLen !== undefined && valueLen !== undefined && keyLen !== valueLen) fail(`key_length ${keyLen} ≠ value_length ${valueLen} is not supported`);
   const headDim = keyLen ?? Math.floor(hidden / numHeads);
   const ropeDims = meta.uint(k('rope.dimension_count'));
 
@@ -125,7 +131,7 @@ export function ggufModelConfig(header: GgufHeader, fileName: string): GgufModel
     eos_token_id: eos.length ? eos : null,
     num_experts_per_tok: topK,
   };
-  if (ropeDims !== undefined && ropeDims !== headDim) config.partial_rotary_factor = ropeDims / headDim;
+  if (!mla && ropeDims !== undefined && ropeDims !== headDim) config.partial_rotary_factor = ropeDims / headDim;
   if (expertWidth === undefined) fail(`is missing "${k('expert_feed_forward_length')}" and has no expert tensors to infer it from`);
 
   switch (info!.hf) {
@@ -151,6 +157,9 @@ export function ggufModelConfig(header: GgufHeader, fileName: string): GgufModel
     case 'olmoe':
       Object.assign(config, { num_experts: numExperts, intermediate_size: expertWidth, norm_topk_prob: normTopk, attention_bias: bias('q'), clip_qkv: meta.number(k('attention.clamp_kqv')) ?? null });
       break;
+    case 'deepseek_v2':
+      Object.assign(config, deepseekConfig(meta, k, tensors, { numExperts, expertWidth: expertWidth!, ffn, dense, normTopk, headDim, ropeDims, valueLen }, fail));
+      break;
     case 'granitemoe':
       Object.assign(config, {
         num_local_experts: numExperts,
@@ -168,4 +177,61 @@ export function ggufModelConfig(header: GgufHeader, fileName: string): GgufModel
     config,
     layout: { ...info!.layout, unpermuteQK: info!.permuted ? { numHeads, numKvHeads } : null },
   };
+}
+
+/**
+ * deepseek2 metadata → DeepSeek-V2/V3 config keys. V3 when the gating is sigmoid
+ * (expert_gating_func 2) or the file has the selection bias (exp_probs_b). Group-limited routing
+ * only when the file gives expert_group_count (llama.cpp ran plain top-k before it had the key).
+ * RoPE: llama.cpp rotates DeepSeek's rope dims as interleaved pairs, as HF does, and the
+ * conversion leaves the rows in that order (rope_interleave). YaRN: yarn_log_multiplier is
+ * 0.1 · mscale_all_dim; mscale is taken equal (DeepSeek's configs have them equal).
+ */
+function deepseekConfig(
+  meta: GgufMetadata,
+  k: (key: string) => string,
+  tensors: GgufHeader['tensors'],
+  d: { numExperts: number; expertWidth: number; ffn: number | undefined; dense: number[]; normTopk: boolean; headDim: number; ropeDims: number | undefined; valueLen: number | undefined },
+  fail: (why: string) => never,
+): Record<string, unknown> {
+  const rope = d.ropeDims ?? fail(`is missing "${k('rope.dimension_count')}" (DeepSeek's rope head dim)`);
+  const kvNorm = tensors.get('blk.0.attn_kv_a_norm.weight');
+  const kvLora = meta.uint(k('attention.kv_lora_rank')) ?? kvNorm?.ne[0] ?? fail(`is missing "${k('attention.kv_lora_rank')}"`);
+  const qA = tensors.get('blk.0.attn_q_a.weight');
+  const qLora = meta.uint(k('attention.q_lora_rank')) || (qA ? qA.ne[1] : null) || null;
+  const gating = meta.uint(k('expert_gating_func'));
+  const v3 = gating === 2 || [...tensors.keys()].some((n) => n.endsWith('.exp_probs_b.bias'));
+  const groups = meta.uint(k('expert_group_count')) ?? 1;
+  const groupsUsed = meta.uint(k('expert_group_used_count')) ?? groups;
+  const yarn = meta.string(k('rope.scaling.type')) === 'yarn';
+  const mscale = (meta.number(k('rope.scaling.yarn_log_multiplier')) ?? 0) / 0.1;
+  if (d.headDim <= rope) fail(`key_length ${d.headDim} leaves no room for ${rope} rope dims`);
+  const out: Record<string, unknown> = {
+    model_type: v3 ? 'deepseek_v3' : 'deepseek_v2',
+    n_routed_experts: d.numExperts,
+    moe_intermediate_size: d.expertWidth,
+    intermediate_size: d.ffn ?? d.expertWidth,
+    n_shared_experts: meta.uint(k('expert_shared_count')) ?? 0,
+    first_k_dense_replace: meta.uint(k('leading_dense_block_count')) ?? d.dense.length,
+    routed_scaling_factor: meta.number(k('expert_weights_scale')) ?? 1,
+    norm_topk_prob: d.normTopk,
+    n_group: groups,
+    topk_group: groupsUsed,
+    kv_lora_rank: kvLora,
+    q_lora_rank: qLora,
+    qk_rope_head_dim: rope,
+    qk_nope_head_dim: d.headDim - rope,
+    v_head_dim: d.valueLen ?? fail(`is missing "${k('attention.value_length')}"`),
+    rope_interleave: true,
+  };
+  if (!v3) out.topk_method = groups > 1 ? 'group_limited_greedy' : 'greedy';
+  if (yarn) {
+    out.rope_scaling = {
+      rope_type: 'yarn',
+      factor: meta.number(k('rope.scaling.factor')) ?? fail(`is missing "${k('rope.scaling.factor')}"`),
+      original_max_position_embeddings: meta.uint(k('rope.scaling.original_context_length')) ?? fail(`is missing "${k('rope.scaling.original_context_length')}"`),
+      ...(mscale > 0 ? { mscale, mscale_all_dim: mscale } : {}),
+    };
+  }
+  return out;
 }

@@ -16,6 +16,8 @@ import type { ByteSource } from './source';
 export interface GgufLayout {
   /** HF module holding the router and experts ("mlp", or Granite's "block_sparse_moe"). */
   moe: string;
+  /** HF module of the shared expert ("mlp.shared_expert"; DeepSeek's "mlp.shared_experts"). */
+  shared: string;
   /** HF name of the router under `moe` ("gate.weight", or Granite's "router.weight"). */
   router: string;
   /** Q/K rows were permuted for ggml's interleaved RoPE (LlamaModel.permute): undo it. */
@@ -27,11 +29,13 @@ type Source =
   | { kind: 'single'; gguf: string; shape: number[]; unpermute?: number }
   /** Experts: per expert e, the e-th slab of each part in turn (gate rows then up rows). Each part is one
    * merged [E, rows, cols] tensor, or E per-expert tensors (pre-2024 llama.cpp files). */
-  | { kind: 'experts'; E: number; parts: Array<{ merged: string } | { perExpert: string[] }>; shape: number[] };
+  | { kind: 'experts'; E: number; parts: Array<{ merged: string } | { perExpert: string[] }>; shape: number[] }
+  /** DeepSeek's kv_b_proj [H·(dn+dv), L] rebuilt from newer llama.cpp's split attn_k_b (HF [H, L, dn]) and attn_v_b ([H, dv, L]). */
+  | { kind: 'kv_b'; kb: string; vb: string; heads: number; nope: number; vDim: number; lora: number; shape: number[] };
 
 const reversed = (ne: number[]) => [...ne].reverse();
 
-const LAYER_NAMES: Record<string, (moe: string, router: string) => string> = {
+const LAYER_NAMES: Record<string, (layout: GgufLayout) => string> = {
   'attn_norm.weight': () => 'input_layernorm.weight',
   'ffn_norm.weight': () => 'post_attention_layernorm.weight',
   'attn_q.weight': () => 'self_attn.q_proj.weight',
@@ -44,14 +48,22 @@ const LAYER_NAMES: Record<string, (moe: string, router: string) => string> = {
   'attn_output.bias': () => 'self_attn.o_proj.bias',
   'attn_q_norm.weight': () => 'self_attn.q_norm.weight',
   'attn_k_norm.weight': () => 'self_attn.k_norm.weight',
-  'ffn_gate_inp.weight': (moe, router) => `${moe}.${router}`,
-  'ffn_gate_shexp.weight': () => 'mlp.shared_expert.gate_proj.weight',
-  'ffn_up_shexp.weight': () => 'mlp.shared_expert.up_proj.weight',
-  'ffn_down_shexp.weight': () => 'mlp.shared_expert.down_proj.weight',
+  'ffn_gate_inp.weight': (l) => `${l.moe}.${l.router}`,
+  'ffn_gate_shexp.weight': (l) => `${l.shared}.gate_proj.weight`,
+  'ffn_up_shexp.weight': (l) => `${l.shared}.up_proj.weight`,
+  'ffn_down_shexp.weight': (l) => `${l.shared}.down_proj.weight`,
   'ffn_gate_inp_shexp.weight': () => 'mlp.shared_expert_gate.weight',
   'ffn_gate.weight': () => 'mlp.gate_proj.weight',
   'ffn_up.weight': () => 'mlp.up_proj.weight',
   'ffn_down.weight': () => 'mlp.down_proj.weight',
+  // DeepSeek (deepseek2): latent attention and the V3 selection bias.
+  'attn_q_a.weight': () => 'self_attn.q_a_proj.weight',
+  'attn_q_a_norm.weight': () => 'self_attn.q_a_layernorm.weight',
+  'attn_q_b.weight': () => 'self_attn.q_b_proj.weight',
+  'attn_kv_a_mqa.weight': () => 'self_attn.kv_a_proj_with_mqa.weight',
+  'attn_kv_a_norm.weight': () => 'self_attn.kv_a_layernorm.weight',
+  'attn_kv_b.weight': () => 'self_attn.kv_b_proj.weight',
+  'exp_probs_b.bias': (l) => `${l.moe}.gate.e_score_correction_bias`,
 };
 const GLOBAL_NAMES: Record<string, string> = {
   'token_embd.weight': 'model.embed_tokens.weight',
@@ -101,7 +113,7 @@ export class GgufCheckpoint implements TensorReader {
         this.unmapped.push(info.name);
         continue;
       }
-      const hfName = `${p}.${hf(layout.moe, layout.router)}`;
+      const hfName = `${p}.${hf(layout)}`;
       let shape = reversed(info.ne);
       // HF's shared_expert_gate is a [1, H] linear; llama.cpp stores it as [H] (or [H, 1]).
       if (rest === 'ffn_gate_inp_shexp.weight' && info.ne.length <= 2 && (info.ne[1] ?? 1) === 1) shape = [1, info.ne[0]!];
@@ -112,6 +124,33 @@ export class GgufCheckpoint implements TensorReader {
     }
     this.gatherMergedExperts(layout);
     this.gatherPerExpert(layout, perExpert);
+    this.gatherSplitKvB(layout);
+  }
+
+  /**
+   * Newer llama.cpp conversions of DeepSeek split kv_b_proj into attn_k_b (its key part transposed,
+   * for the absorbed attention llama.cpp runs) and attn_v_b; where kv_b itself is absent it is rebuilt.
+   */
+  private gatherSplitKvB(layout: GgufLayout): void {
+    const t = this.header.tensors;
+    for (const info of t.values()) {
+      const m = /^blk\.(\d+)\.attn_k_b\.weight$/.exec(info.name);
+      if (!m) continue;
+      const hf = `model.layers.${Number(m[1])}.self_attn.kv_b_proj.weight`;
+      this.unmapped.splice(this.unmapped.indexOf(info.name), 1);
+      const vb = t.get(`blk.${m[1]}.attn_v_b.weight`);
+      if (vb) this.unmapped.splice(this.unmapped.indexOf(vb.name), 1);
+      if (this.sources.has(hf)) continue;
+      if (!vb) this.fail(`layer ${m[1]} has attn_k_b but no attn_v_b`);
+      // ne is reversed: k_b [dn, L, H] (HF [H, L, dn]), v_b [L, dv, H] (HF [H, dv, L]).
+      const [nope, lora, heads] = info.ne as [number, number, number];
+      const [vLora, vDim, vHeads] = vb!.ne as [number, number, number];
+      if (info.ne.length !== 3 || vb!.ne.length !== 3 || vLora !== lora || vHeads !== heads) {
+        this.fail(`layer ${m[1]}: attn_k_b [${info.ne.join(', ')}] and attn_v_b [${vb!.ne.join(', ')}] do not fit together`);
+      }
+      void layout;
+      this.sources.set(hf, { kind: 'kv_b', kb: info.name, vb: vb!.name, heads, nope, vDim, lora, shape: [heads * (nope + vDim), lora] });
+    }
   }
 
   private fail(why: string): never {
@@ -186,6 +225,7 @@ export class GgufCheckpoint implements TensorReader {
   rawSources(name: string): GgufTensorInfo[] {
     const s = this.source(name);
     if (s.kind === 'single') return [this.header.tensors.get(s.gguf)!];
+    if (s.kind === 'kv_b') return [this.header.tensors.get(s.kb)!, this.header.tensors.get(s.vb)!];
     return s.parts.flatMap((p) => ('merged' in p ? [p.merged] : p.perExpert)).map((n) => this.header.tensors.get(n)!);
   }
 
@@ -219,6 +259,17 @@ export class GgufCheckpoint implements TensorReader {
     if (s.kind === 'single') {
       const d = await this.decode(s.gguf);
       return s.unpermute ? unpermuteRows(d, s.shape, s.unpermute) : d;
+    }
+    if (s.kind === 'kv_b') {
+      const [kb, vb] = await Promise.all([this.decode(s.kb), this.decode(s.vb)]);
+      const { heads, nope, vDim, lora } = s;
+      const out = new Float32Array(heads * (nope + vDim) * lora);
+      for (let h = 0; h < heads; h++) {
+        const base = h * (nope + vDim) * lora;
+        for (let d = 0; d < nope; d++) for (let l = 0; l < lora; l++) out[base + d * lora + l] = kb[(h * lora + l) * nope + d]!;
+        out.set(vb.subarray(h * vDim * lora, (h + 1) * vDim * lora), base + nope * lora);
+      }
+      return out;
     }
     const parts = await Promise.all(s.parts.map(async (p) => ('merged' in p ? [await this.decode(p.merged)] : Promise.all(p.perExpert.map((n) => this.decode(n))))));
     const out = new Float32Array(s.shape.reduce((a, b) => a * b, 1));

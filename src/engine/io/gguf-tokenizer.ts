@@ -146,7 +146,5 @@ export function ggufTokenizer(meta: GgufMetadata, fileName: string): GgufTokeniz
   const template = meta.string('tokenizer.chat_template');
   if (template !== undefined) config.chat_template = template;
   config.add_bos_token = addBos;
-  // llama.cpp's detokenizer never drops the space before punctuation; the library's default would (" ," → ",").
-  config.clean_up_tokenization_spaces = false;
   return { files: { tokenizerJson: json, tokenizerConfig: config, chatTemplate: null }, warnings };
 }

@@ -106,7 +106,10 @@ export class HfTokenizer implements SessionTokenizer {
     if (!isObj(files.tokenizerJson)) throw new TokenizerError('tokenizer.json is not a JSON object');
     checkTokenizerJson(files.tokenizerJson);
     try {
-      this.tok = new Tokenizer(files.tokenizerJson, cfg);
+      // transformers (4.45+, 5) leaves spaces before punctuation alone unless tokenizer_config.json
+      // asks (the library's default is the old true): decode must be HF's, and streamed pieces
+      // must join to it (" ," → "," would rewrite text already shown). GGUF tokenizers get the same.
+      this.tok = new Tokenizer(files.tokenizerJson, { clean_up_tokenization_spaces: false, ...cfg });
     } catch (e) {
       throw new TokenizerError(`tokenizer.json could not be loaded: ${e instanceof Error ? e.message : String(e)}`);
     }

@@ -151,7 +151,7 @@ describe('GGUF files the loader refuses', () => {
   };
 
   it('an architecture not supported, or one without experts', async () => {
-    await expect(open(await variant((m) => setMeta(m, 'general.architecture', mv.str('deepseek2'))))).rejects.toThrow(/architecture "deepseek2" is not supported \(supported: qwen2moe, qwen3moe, llama, olmoe, granitemoe/);
+    await expect(open(await variant((m) => setMeta(m, 'general.architecture', mv.str('bailingmoe'))))).rejects.toThrow(/architecture "bailingmoe" is not supported \(supported: qwen2moe, qwen3moe, llama, olmoe, granitemoe, deepseek2\)/);
     await expect(open(await variant((m) => setMeta(m, 'qwen2moe.expert_count', mv.u32(0))))).rejects.toThrow(/not a mixture-of-experts model/);
   });
   it('a required key missing or mistyped, named', async () => {

@@ -293,9 +293,9 @@ export function quantizeAs(type: number, x: Float32Array): Quantized {
 
 export type HfTensors = Map<string, { shape: number[]; data: Float32Array }>;
 
-export const HF_TO_GGUF_ARCH: Record<string, string> = { qwen2_moe: 'qwen2moe', qwen3_moe: 'qwen3moe', mixtral: 'llama', olmoe: 'olmoe', granitemoe: 'granitemoe' };
+export const HF_TO_GGUF_ARCH: Record<string, string> = { qwen2_moe: 'qwen2moe', qwen3_moe: 'qwen3moe', mixtral: 'llama', olmoe: 'olmoe', granitemoe: 'granitemoe', deepseek_v2: 'deepseek2', deepseek_v3: 'deepseek2' };
 /** llama.cpp's build_moe_ffn norm_w per arch (what a file without expert_weights_norm means). */
-const LLAMA_CPP_NORM: Record<string, boolean> = { qwen2moe: false, qwen3moe: true, llama: true, olmoe: false, granitemoe: true };
+const LLAMA_CPP_NORM: Record<string, boolean> = { qwen2moe: false, qwen3moe: true, llama: true, olmoe: false, granitemoe: true, deepseek2: false };
 
 export interface TokenizerMeta {
   model: 'gpt2' | 'llama';
@@ -321,6 +321,8 @@ export interface ConvertOptions {
   skipPermute?: boolean;
   /** Write the shared-expert gate as [H] (llama.cpp's create_tensor shape) rather than [H, 1]. */
   flatSharedGate?: boolean;
+  /** DeepSeek: write kv_b as newer llama.cpp does, split into attn_k_b (key part transposed) and attn_v_b only. */
+  splitKvB?: boolean;
 }
 
 export interface Converted {
@@ -341,6 +343,19 @@ export function permuteRows<T extends { length: number; subarray(a: number, b: n
 
 const cfgNum = (c: Record<string, unknown>, k: string) => c[k] as number;
 
+/** The last `rope` rows of each `block` from halves (x0, x2, …, x1, x3, …) to interleaved pairs. */
+function interleaveRope<T>(rows: T[], block: number, rope: number): T[] {
+  const out = [...rows];
+  for (let b = 0; b + block <= rows.length; b += block) {
+    const r0 = b + block - rope;
+    for (let j = 0; j < rope / 2; j++) {
+      out[r0 + 2 * j] = rows[r0 + j]!;
+      out[r0 + 2 * j + 1] = rows[r0 + rope / 2 + j]!;
+    }
+  }
+  return out;
+}
+
 function ggufName(hf: string, arch: string): string | null {
   const g: Record<string, string> = { 'model.embed_tokens.weight': 'token_embd.weight', 'model.norm.weight': 'output_norm.weight', 'lm_head.weight': 'output.weight' };
   if (g[hf]) return g[hf]!;
@@ -358,6 +373,10 @@ function ggufName(hf: string, arch: string): string | null {
     'mlp.shared_expert.gate_proj.weight': 'ffn_gate_shexp.weight', 'mlp.shared_expert.up_proj.weight': 'ffn_up_shexp.weight', 'mlp.shared_expert.down_proj.weight': 'ffn_down_shexp.weight',
     'mlp.shared_expert_gate.weight': 'ffn_gate_inp_shexp.weight',
     'mlp.gate_proj.weight': 'ffn_gate.weight', 'mlp.up_proj.weight': 'ffn_up.weight', 'mlp.down_proj.weight': 'ffn_down.weight',
+    'mlp.shared_experts.gate_proj.weight': 'ffn_gate_shexp.weight', 'mlp.shared_experts.up_proj.weight': 'ffn_up_shexp.weight', 'mlp.shared_experts.down_proj.weight': 'ffn_down_shexp.weight',
+    'mlp.gate.e_score_correction_bias': 'exp_probs_b.bias',
+    'self_attn.q_a_proj.weight': 'attn_q_a.weight', 'self_attn.q_a_layernorm.weight': 'attn_q_a_norm.weight', 'self_attn.q_b_proj.weight': 'attn_q_b.weight',
+    'self_attn.kv_a_proj_with_mqa.weight': 'attn_kv_a_mqa.weight', 'self_attn.kv_a_layernorm.weight': 'attn_kv_a_norm.weight', 'self_attn.kv_b_proj.weight': 'attn_kv_b.weight',
   };
   void arch;
   return map[m[2]!] ? `blk.${m[1]}.${map[m[2]!]}` : null;
@@ -444,6 +463,28 @@ export function hfToGguf(config: Record<string, unknown>, tensors: HfTensors, op
         rows = [quantizeAs(GGML.F32, data).bytes];
       } else rows = permuteRows(e.rows, heads);
     }
+    // llama.cpp rotates DeepSeek's rope dims as interleaved pairs; a checkpoint laid out in halves
+    // (rope_interleave false) has its rope rows interleaved on conversion.
+    if (arch === 'deepseek2' && c.rope_interleave === false && /self_attn\.(q_proj|q_b_proj|kv_a_proj_with_mqa)\.weight$/.test(name)) {
+      const rope = cfgNum(c, 'qk_rope_head_dim');
+      const block = name.includes('kv_a') ? rows.length : cfgNum(c, 'qk_nope_head_dim') + rope;
+      rows = interleaveRope(rows, block, rope);
+    }
+    if (arch === 'deepseek2' && opts.splitKvB && name.endsWith('self_attn.kv_b_proj.weight')) {
+      const [dn, dv, L] = [cfgNum(c, 'qk_nope_head_dim'), cfgNum(c, 'v_head_dim'), t.shape[1]!];
+      const kb: Float32Array[] = [], vb: Float32Array[] = [];
+      for (let h = 0; h < nHead; h++) {
+        const base = h * (dn + dv);
+        // k_b: [H, L, dn] (kv_b's key rows transposed per head); v_b: [H, dv, L].
+        for (let l = 0; l < L; l++) kb.push(Float32Array.from({ length: dn }, (_, d) => e.recon[(base + d) * L + l]!));
+        for (let j = 0; j < dv; j++) vb.push(e.recon.slice((base + dn + j) * L, (base + dn + j + 1) * L));
+      }
+      const kEnc = encode(Float32Array.from(kb.flatMap((r) => [...r])), [nHead * L, dn], opts.type, false);
+      const vEnc = encode(Float32Array.from(vb.flatMap((r) => [...r])), [nHead * dv, L], opts.type, false);
+      add(`blk.${layer}.attn_k_b.weight`, kEnc, [dn, L, nHead]);
+      add(`blk.${layer}.attn_v_b.weight`, vEnc, [L, dv, nHead]);
+      continue;
+    }
     let ne = [...t.shape].reverse();
     if (g.endsWith('ffn_gate_inp_shexp.weight') && opts.flatSharedGate) ne = [ne[0]!];
     add(g, { ...e, rows }, ne);
@@ -461,8 +502,9 @@ export function hfToGguf(config: Record<string, unknown>, tensors: HfTensors, op
   }
 
   const k = (s: string) => `${arch}.${s}`;
-  const numExperts = (c.num_experts ?? c.num_local_experts) as number;
-  const headDim = (c.head_dim as number | undefined) ?? cfgNum(c, 'hidden_size') / nHead;
+  const numExperts = (c.num_experts ?? c.num_local_experts ?? c.n_routed_experts) as number;
+  const deepseek = arch === 'deepseek2';
+  const headDim = deepseek ? cfgNum(c, 'qk_nope_head_dim') + cfgNum(c, 'qk_rope_head_dim') : (c.head_dim as number | undefined) ?? cfgNum(c, 'hidden_size') / nHead;
   const rope = (c.rope_parameters as { rope_theta?: number } | undefined)?.rope_theta ?? (c.rope_theta as number | undefined) ?? 10000;
   const meta: Array<[string, MetaValue]> = [
     ['general.architecture', mv.str(arch)],
@@ -473,16 +515,35 @@ export function hfToGguf(config: Record<string, unknown>, tensors: HfTensors, op
     [k('attention.head_count'), mv.u32(nHead)],
     [k('attention.head_count_kv'), mv.u32(nKv)],
     [k('rope.freq_base'), mv.f32(rope)],
-    [k('rope.dimension_count'), mv.u32(headDim)],
+    [k('rope.dimension_count'), mv.u32(deepseek ? cfgNum(c, 'qk_rope_head_dim') : headDim)],
     [k('attention.layer_norm_rms_epsilon'), mv.f32(cfgNum(c, 'rms_norm_eps'))],
     [k('expert_count'), mv.u32(numExperts)],
     [k('expert_used_count'), mv.u32(cfgNum(c, 'num_experts_per_tok'))],
   ];
   if (c.intermediate_size != null) meta.push([k('feed_forward_length'), mv.u32(cfgNum(c, 'intermediate_size'))]);
-  if (c.head_dim != null) meta.push([k('attention.key_length'), mv.u32(headDim)], [k('attention.value_length'), mv.u32(headDim)]);
+  if (deepseek) {
+    // What convert_hf_to_gguf.py's DeepseekV2Model writes (V3 converts as the same arch).
+    const rp = (c.rope_scaling ?? c.rope_parameters) as Record<string, number | string> | null | undefined;
+    meta.push(
+      [k('attention.key_length'), mv.u32(headDim)], [k('attention.value_length'), mv.u32(cfgNum(c, 'v_head_dim'))],
+      [k('attention.kv_lora_rank'), mv.u32(cfgNum(c, 'kv_lora_rank'))],
+      [k('leading_dense_block_count'), mv.u32(cfgNum(c, 'first_k_dense_replace'))],
+      [k('expert_shared_count'), mv.u32(cfgNum(c, 'n_shared_experts'))],
+      [k('expert_weights_scale'), mv.f32(cfgNum(c, 'routed_scaling_factor'))],
+      [k('expert_gating_func'), mv.u32(hfArch === 'deepseek_v3' ? 2 : 1)],
+    );
+    if (c.q_lora_rank != null) meta.push([k('attention.q_lora_rank'), mv.u32(cfgNum(c, 'q_lora_rank'))]);
+    const grouped = hfArch === 'deepseek_v3' || c.topk_method === 'group_limited_greedy';
+    if (grouped) meta.push([k('expert_group_count'), mv.u32(cfgNum(c, 'n_group'))], [k('expert_group_used_count'), mv.u32(cfgNum(c, 'topk_group'))]);
+    if (rp && (rp.rope_type ?? rp.type) === 'yarn') {
+      meta.push([k('rope.scaling.type'), mv.str('yarn')], [k('rope.scaling.factor'), mv.f32(rp.factor as number)], [k('rope.scaling.original_context_length'), mv.u32(rp.original_max_position_embeddings as number)]);
+      if (rp.mscale_all_dim) meta.push([k('rope.scaling.yarn_log_multiplier'), mv.f32(0.1 * (rp.mscale_all_dim as number))]);
+    }
+  } else if (c.head_dim != null) meta.push([k('attention.key_length'), mv.u32(headDim)], [k('attention.value_length'), mv.u32(headDim)]);
   if (c.moe_intermediate_size != null) meta.push([k('expert_feed_forward_length'), mv.u32(cfgNum(c, 'moe_intermediate_size'))]);
   if (c.shared_expert_intermediate_size != null) meta.push([k('expert_shared_feed_forward_length'), mv.u32(cfgNum(c, 'shared_expert_intermediate_size'))]);
-  const norm = typeof c.norm_topk_prob === 'boolean' ? c.norm_topk_prob : LLAMA_CPP_NORM[arch]!;
+  // HF's DeepSeek-V2 never renormalises, whatever its config says.
+  const norm = hfArch === 'deepseek_v2' ? false : typeof c.norm_topk_prob === 'boolean' ? c.norm_topk_prob : LLAMA_CPP_NORM[arch]!;
   if (norm !== LLAMA_CPP_NORM[arch]) meta.push([k('expert_weights_norm'), mv.bool(norm)]);
   if (arch === 'granitemoe') {
     // convert_hf_to_gguf.py writes these only when config.json has them; written here always (HF's

@@ -53,7 +53,7 @@ describe('streaming decode, one token at a time', () => {
         expect(pieces.join('') + s.flush()).toBe(tok.decode(ids));
         expect(pieces.every((p) => !p.endsWith('\uFFFD'))).toBe(true);
       }),
-      { numRuns: 300 },
+      { numRuns: 300, examples: [[" ."], ["a ,b"]] },
     );
   });
   it('works over any decode function (e.g. one that changes text at joins)', () => {
