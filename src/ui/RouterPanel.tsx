@@ -10,6 +10,8 @@ export function RouterPanel({ engine }: { engine: EngineActions }) {
   const { router, defaults, error, presetError, confirm } = useRouterStore();
   const source = useModelStore((s) => s.source);
   const numExperts = useModelStore((s) => s.model?.numExperts ?? 0);
+  /** Why the loaded backend cannot change routing (the ONNX graph's routing is fixed), or null. */
+  const fixed = useModelStore((s) => s.model?.routerFixed ?? null);
   const [link, setLink] = useState<string | null>(null);
   const ask = confirm && (
     <div className="problem" role="alert" data-testid="confirm-model">
@@ -51,7 +53,12 @@ export function RouterPanel({ engine }: { engine: EngineActions }) {
       {ask}
       {presetError && <RouterError testId="preset-error" text={presetError} />}
       {error && <RouterError testId="router-error" text={error} />}
-      <div className="fields">
+      {fixed && (
+        <p className="muted small" data-testid="router-knobs-fixed">
+          Routing is fixed: {fixed}
+        </p>
+      )}
+      <fieldset className="fields" disabled={!!fixed} title={fixed ?? undefined}>
         <label>
           top-k
           <input data-testid="knob-topk" type="number" min={1} max={numExperts} step={1} value={router.topK} onChange={(e) => set({ topK: num(e.target.value) })} />
@@ -110,7 +117,7 @@ export function RouterPanel({ engine }: { engine: EngineActions }) {
             onBlur={(e) => set({ bias: e.target.value.trim() ? e.target.value.split(',').map(Number) : null })}
           />
         </label>
-      </div>
+      </fieldset>
       <p className="small">
         Ablated experts{' '}
         <span data-testid="ablated">{router.disabled.length ? router.disabled.map((x) => `#${x}`).join(' ') : 'none'}</span>{' '}
