@@ -10,6 +10,7 @@ import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { openCheckpoint } from '../src/engine/io/checkpoint';
 import { folderSources } from '../src/engine/io/node-source';
+import { kvBytesPerToken } from '../src/engine/model/shapes';
 import { MoeModel } from '../src/engine/model/model';
 import { GREEDY, type SamplingParams } from '../src/engine/model/sampling';
 import { uploadWeights } from '../src/engine/model/weights';
@@ -207,7 +208,7 @@ const commands: Record<string, Command> = {
       } else if (ev.type === 'done') stats = ev;
     }
     if (args.flags.json) {
-      console.log(JSON.stringify({ text, tokens, prompt_tokens: prompt, tokens_per_second: stats?.tokensPerSecond ?? 0, ttft_ms: stats?.ttftMs ?? 0, stop_reason: stats?.reason }));
+      console.log(JSON.stringify({ text, tokens, prompt_tokens: prompt, tokens_per_second: stats?.tokensPerSecond ?? 0, ttft_ms: stats?.ttftMs ?? 0, stop_reason: stats?.reason, kv_bytes_per_token: kvBytesPerToken(ck.spec) }));
     } else console.log(`\n[${tokens.length} tokens, ${stats?.tokensPerSecond.toFixed(1)} tok/s, ${stats?.reason}]`);
     model.destroy();
     return 0;

@@ -50,6 +50,16 @@ export function ModelPanel({ engine }: { engine: EngineActions }) {
             {model.backend === 'onnxruntime-web' ? `${(model.gpuBytes / MiB).toFixed(1)} MiB .onnx file` : `${(model.gpuBytes / MiB).toFixed(1)} MiB on the GPU`}
             {model.weights.format !== 'f32' ? ` (${model.weights.format}, group ${model.weights.group})` : ' (f32)'} · context {model.contextLength}
           </dd>
+          {model.kvCache && (
+            <>
+              <dt>KV cache</dt>
+              <dd data-testid="kv-cache">
+                {formatKiB(model.kvCache.bytesPerToken)} per token
+                {model.kvCache.latent &&
+                  ` — the compressed latent; per-head keys and values would take ${formatKiB(model.kvCache.expandedBytesPerToken)} (${(model.kvCache.expandedBytesPerToken / model.kvCache.bytesPerToken).toFixed(1)}×)`}
+              </dd>
+            </>
+          )}
           {loadMs !== null && (
             <>
               <dt>Loaded in</dt>
@@ -151,4 +161,9 @@ export function ModelPanel({ engine }: { engine: EngineActions }) {
       <p className="muted small">Or drop a checkpoint's files, one .gguf file, or one .onnx file with its tokenizer files, here.</p>
     </section>
   );
+}
+
+/** Bytes as KiB with one decimal (KV rows are KiB-sized for real models). */
+function formatKiB(bytes: number): string {
+  return `${(bytes / 1024).toFixed(1)} KiB`;
 }

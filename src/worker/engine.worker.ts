@@ -7,6 +7,7 @@ import { bufferStats, trackBuffers } from '../engine/gpu/tracker';
 import { openCheckpoint } from '../engine/io/checkpoint';
 import { blobSource, fetchBytes, memorySource, type ByteSource } from '../engine/io/source';
 import type { HfTokenizer } from '../engine/io/tokenizer';
+import { expandedKvBytesPerToken, kvBytesPerToken } from '../engine/model/shapes';
 import { checkFits, formatBytes, type DeviceBudget } from '../engine/model/budget';
 import { MoeModel, type RoutingRecord } from '../engine/model/model';
 import { defaultRouter, type RouterConfig } from '../engine/moe/router';
@@ -337,6 +338,7 @@ async function load(source: ModelSource, choice: WeightChoice, restore?: RouterC
       hasChatTemplate: ck.tokenizer?.hasChatTemplate ?? false,
       backend: 'webgpu-kernels',
       routerFixed: null,
+      kvCache: { bytesPerToken: kvBytesPerToken(s), expandedBytesPerToken: expandedKvBytesPerToken(s), latent: !!s.mla },
     };
     loaded = { backend: 'webgpu-kernels', model: m, tokenizer: ck.tokenizer, summary, source };
     post({ type: 'model-ready', model: summary, loadMs: performance.now() - t0, restored: restore !== undefined });
@@ -404,6 +406,7 @@ async function loadOnnx(source: ModelSource, name: string, files: ByteSource[], 
       hasChatTemplate: o.tokenizer?.hasChatTemplate ?? false,
       backend: 'onnxruntime-web',
       routerFixed: ONNX_ROUTER_FIXED,
+      kvCache: null,
     };
     const router = onnxRouter(m.topK, m.normTopkProb);
     loaded = { backend: 'onnxruntime-web', decoder: o.decoder, tokenizer: o.tokenizer, summary, source, router };

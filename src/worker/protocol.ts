@@ -70,6 +70,12 @@ export interface ModelSummary {
   backend: 'webgpu-kernels' | 'onnxruntime-web';
   /** Why the router knobs cannot change this model's routing (null: they can). */
   routerFixed: string | null;
+  /**
+   * KV-cache bytes one position takes over all layers (f32), and what per-head keys and values
+   * would take; they differ for latent attention (DeepSeek), which caches one compressed row. Null
+   * where the backend keeps its own cache (ONNX).
+   */
+  kvCache: { bytesPerToken: number; expandedBytesPerToken: number; latent: boolean } | null;
 }
 
 export interface TokenPiece {
