@@ -21,6 +21,20 @@ const WG = 256u;
 const MAX_VEC = 1024u;
 var<workgroup> shared_vec: array<f32, MAX_VEC>;
 
+// dst[d0 …] = RoPE(src[s0 … s0+R)) at token t's position (rotate_half on the R rope dims).
+fn rope_into(s0: u32, d0: u32, t: u32, lid: u32) {
+  let half = p.rope / 2u;
+  let tb = (p.start + t) * half;
+  for (var i = lid; i < half; i += WG) {
+    let x0 = src[s0 + i];
+    let x1 = src[s0 + half + i];
+    let c = cos_t[tb + i];
+    let s = sin_t[tb + i];
+    dst[d0 + i] = x0 * c - x1 * s;
+    dst[d0 + half + i] = x1 * c + x0 * s;
+  }
+}
+
 // src = kv_a output [T, L+R], w = kv_a_norm [L], dst = cache [max_pos, L+R]; workgroup per token.
 @compute @workgroup_size(256)
 fn kv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -33,16 +47,7 @@ fn kv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u
   for (var i = lid; i < p.lora; i += WG) { let x = src[sb + i]; sq = fma(x, x, sq); }
   let inv = inverseSqrt(wg_sum(sq, lid) / f32(p.lora) + p.eps);
   for (var i = lid; i < p.lora; i += WG) { dst[db + i] = w[i] * (src[sb + i] * inv); }
-  let half = p.rope / 2u;
-  let tb = (p.start + t) * half;
-  for (var i = lid; i < half; i += WG) {
-    let x0 = src[sb + p.lora + i];
-    let x1 = src[sb + p.lora + half + i];
-    let c = cos_t[tb + i];
-    let s = sin_t[tb + i];
-    dst[db + p.lora + i] = x0 * c - x1 * s;
-    dst[db + p.lora + half + i] = x1 * c + x0 * s;
-  }
+  rope_into(sb + p.lora, db + p.lora, t, lid);
 }
 
 // src = q [T, H·(dn+R)], w = kv_b, dst = queries [T, H, L+R]; workgroup (head, token).
@@ -61,16 +66,7 @@ fn query(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
     for (var d = 0u; d < p.nope; d++) { acc = fma(shared_vec[d], w[wb + d * p.lora + l], acc); }
     dst[ob + l] = acc;
   }
-  let half = p.rope / 2u;
-  let tb = (p.start + t) * half;
-  for (var i = lid; i < half; i += WG) {
-    let x0 = src[qb + p.nope + i];
-    let x1 = src[qb + p.nope + half + i];
-    let c = cos_t[tb + i];
-    let s = sin_t[tb + i];
-    dst[ob + p.lora + i] = x0 * c - x1 * s;
-    dst[ob + p.lora + half + i] = x1 * c + x0 * s;
-  }
+  rope_into(qb + p.nope, ob + p.lora, t, lid);
 }
 
 // src = attention over c [T, H, L], w = kv_b, dst = values [T, H·dv]; workgroup (head, token).

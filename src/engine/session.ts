@@ -64,7 +64,37 @@ export function fitConversation(tok: Pick<SessionTokenizer, 'chatIds'>, messages
   );
 }
 
-export async function* chat(model: MoeModel, tok: SessionTokenizer | null, messages: ChatTurn[] | number[], opts: ChatOptions): AsyncGenerator<SessionEvent> {
+/** What a chat runs on: our engine (MoeModel) or another backend (the ONNX decoder). */
+export interface ChatBackend {
+  readonly contextLength: number;
+  /** Tokens in the cache. */
+  readonly position: number;
+  /** The model's own end-of-turn ids, used when the tokenizer names none. */
+  readonly eosTokenIds: number[];
+  reset(): void;
+  /** Feeds `ids` (no sampling); their routing. */
+  forward(ids: number[]): Promise<{ routing: RoutingRecord }>;
+  generate(ids: number[], opts: { maxNewTokens: number; sampling: SamplingParams; stopIds: number[]; signal?: AbortSignal }): AsyncIterable<{ id: number; prob: number; ms: number; routing: RoutingRecord }>;
+}
+
+export function engineBackend(model: MoeModel): ChatBackend {
+  return {
+    contextLength: model.contextLength,
+    get position() {
+      return model.position;
+    },
+    eosTokenIds: model.spec.eosTokenIds,
+    reset: () => model.reset(),
+    forward: (ids) => model.forward(ids),
+    generate: (ids, o) => generate(model, ids, o),
+  };
+}
+
+export function chat(model: MoeModel, tok: SessionTokenizer | null, messages: ChatTurn[] | number[], opts: ChatOptions): AsyncGenerator<SessionEvent> {
+  return chatOn(engineBackend(model), tok, messages, opts);
+}
+
+export async function* chatOn(model: ChatBackend, tok: SessionTokenizer | null, messages: ChatTurn[] | number[], opts: ChatOptions): AsyncGenerator<SessionEvent> {
   const room = replyRoom(model.contextLength, opts.maxNewTokens);
   let ids: number[];
   let dropped = 0;
@@ -86,8 +116,8 @@ export async function* chat(model: MoeModel, tok: SessionTokenizer | null, messa
   let n = 0;
   let last: number | null = null;
   let reason: 'stop-token' | 'max-tokens' | 'stopped' | 'context-full' = 'max-tokens';
-  const stop = tok?.eosTokenIds ?? model.spec.eosTokenIds;
-  for await (const t of generate(model, ids, { maxNewTokens: opts.maxNewTokens, sampling: opts.sampling, stopIds: stop, signal: opts.signal })) {
+  const stop = tok?.eosTokenIds.length ? tok.eosTokenIds : model.eosTokenIds;
+  for await (const t of model.generate(ids, { maxNewTokens: opts.maxNewTokens, sampling: opts.sampling, stopIds: stop, signal: opts.signal })) {
     yield { type: 'routing', start: t.routing.start, routing: t.routing };
     if (n === 0) ttft = performance.now() - t0;
     n++;
