@@ -576,6 +576,9 @@ async function handle(req: WorkerRequest): Promise<void> {
         await load(req.source, req.weights);
       } catch (e) {
         const cancelled = e instanceof DOMException && e.name === 'AbortError';
+        // Aborted because a newer load started: that one reports its own outcome (posting here
+        // could land after its error on a slow machine and hide it behind "cancelled").
+        if (cancelled && requested !== null && requested.source !== req.source) return;
         post({
           type: 'model-error',
           message: cancelled ? 'Loading was cancelled.' : isOutOfMemory(e) ? `${e.message}. Everything it had uploaded was freed; a smaller weight format (int8/int4) needs less.` : errorText(e),
