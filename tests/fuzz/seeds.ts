@@ -14,7 +14,7 @@ import { CHATML, tinyTokenizer } from '../unit/io/tiny_tokenizer';
 const root = join(import.meta.dirname, '..', '..');
 const dec = new TextDecoder();
 
-export const FIXTURE_DIRS = ['olmoe_e8k2_tied', 'qwen3_moe_e16k4_step2', 'mixtral_e4k2_legacy', 'qwen2_moe_e8k2_shared', 'qwen2_moe_e4k1_dense_legacy', 'granitemoe_e4k2'] as const;
+export const FIXTURE_DIRS = ['olmoe_e8k2_tied', 'qwen3_moe_e16k4_step2', 'mixtral_e4k2_legacy', 'qwen2_moe_e8k2_shared', 'qwen2_moe_e4k1_dense_legacy', 'granitemoe_e4k2', 'deepseek_v2_e8k3_group_yarn', 'deepseek_v3_e16k4_g4_yarn'] as const;
 
 export interface FixtureCheckpoint {
   dir: string;
@@ -160,12 +160,14 @@ export const GGUF_FILES: Uint8Array[] = (() => {
   const merges = (tiny.json.model as { merges: string[] }).merges;
   const tokenizer = { model: 'gpt2' as const, tokens, types: tokens.map((_, i) => (i >= tokens.length - 3 ? 3 : 1)), merges, eos: tokens.length - 1, bos: tokens.length - 3, pre: 'qwen2', chatTemplate: CHATML };
   const out: Uint8Array[] = [];
-  for (const [dir, type] of [['olmoe_e8k2_tied', GGML.F32], ['mixtral_e4k2_legacy', GGML.F16], ['qwen2_moe_e8k2_shared', GGML.Q8_0]] as const) {
+  // DeepSeek as deepseek2 both ways newer and older llama.cpp write kv_b (whole, or split k_b/v_b).
+  const files = [['olmoe_e8k2_tied', GGML.F32, false], ['mixtral_e4k2_legacy', GGML.F16, false], ['qwen2_moe_e8k2_shared', GGML.Q8_0, false], ['deepseek_v3_e16k4_g4_yarn', GGML.F32, true], ['deepseek_v2_e8k3_group_yarn', GGML.Q8_0, false]] as const;
+  for (const [dir, type, splitKvB] of files) {
     const c = CHECKPOINTS.find((x) => x.dir === dir)!;
     const tensors: HfTensors = new Map(Object.entries(c.tensors).map(([n, t]) => [n, { shape: t.shape, data: new Float32Array(t.bytes.slice().buffer) }]));
     // The tokenizer's 267 ids run past the fixtures' 128-row embeddings: loading allows that (as
     // transformers does); the forward pass refuses such an id when one is fed to it.
-    out.push(hfToGguf(c.config, tensors, { type, tokenizer }).bytes);
+    out.push(hfToGguf(c.config, tensors, { type, tokenizer, splitKvB }).bytes);
   }
   return out;
 })();
