@@ -7,6 +7,7 @@
 import { createStorage, dispatch } from '../src/engine/gpu/buffers';
 import type { Kernels } from '../src/engine/gpu/kernels';
 import { builderFor } from '../src/engine/model/arch';
+import { kvBytesPerToken } from '../src/engine/model/shapes';
 import type { ModelSpec } from '../src/engine/model/spec';
 import type { LayerWeights, ModelWeights } from '../src/engine/model/weights';
 import { canQuantize, type WeightFormat } from '../src/engine/quant/pack';
@@ -34,11 +35,28 @@ export const SHAPES: Record<string, Record<string, unknown>> = {
     rope_theta: 1000000, num_experts: 128, num_experts_per_tok: 8, norm_topk_prob: true, rms_norm_eps: 1e-6,
     tie_word_embeddings: false, decoder_sparse_step: 1, mlp_only_layers: [],
   },
+  // deepseek-ai/DeepSeek-V2-Lite: latent attention (kv_lora_rank 512 + 64 rope dims cached per
+  // position), 2 shared + 64 routed experts (top-6), first layer dense, YaRN ×40
+  'deepseek-v2-lite': {
+    model_type: 'deepseek_v2', vocab_size: 102400, hidden_size: 2048, intermediate_size: 10944, moe_intermediate_size: 1408,
+    num_hidden_layers: 27, num_attention_heads: 16, num_key_value_heads: 16, n_shared_experts: 2, n_routed_experts: 64,
+    num_experts_per_tok: 6, routed_scaling_factor: 1.0, topk_method: 'greedy', n_group: 1, topk_group: 1, first_k_dense_replace: 1,
+    kv_lora_rank: 512, q_lora_rank: null, qk_rope_head_dim: 64, qk_nope_head_dim: 128, v_head_dim: 128,
+    max_position_embeddings: 163840, rope_theta: 10000, rms_norm_eps: 1e-6, tie_word_embeddings: false,
+    rope_scaling: { type: 'yarn', factor: 40, original_max_position_embeddings: 4096, beta_fast: 32, beta_slow: 1, mscale: 0.707, mscale_all_dim: 0.707 },
+  },
   // SwiftShader smoke test: the same code path at a size a CPU runs in seconds
   tiny: {
     model_type: 'olmoe', vocab_size: 512, hidden_size: 64, intermediate_size: 32, num_hidden_layers: 2,
     num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 512, rope_theta: 10000,
     num_experts: 8, num_experts_per_tok: 2, norm_topk_prob: false, rms_norm_eps: 1e-5, tie_word_embeddings: false,
+  },
+  // ... and DeepSeek-V3's path (latent attention with q LoRA, sigmoid + bias, groups, shared expert)
+  'tiny-mla': {
+    model_type: 'deepseek_v3', vocab_size: 512, hidden_size: 64, intermediate_size: 96, moe_intermediate_size: 32,
+    num_hidden_layers: 2, num_attention_heads: 4, n_shared_experts: 1, n_routed_experts: 8, num_experts_per_tok: 2,
+    n_group: 2, topk_group: 1, first_k_dense_replace: 1, kv_lora_rank: 32, q_lora_rank: 48, qk_rope_head_dim: 16,
+    qk_nope_head_dim: 16, v_head_dim: 16, max_position_embeddings: 512, rope_theta: 10000, rms_norm_eps: 1e-6,
   },
 };
 
@@ -92,12 +110,19 @@ export function synthWeights(k: Kernels, spec: ModelSpec, format: WeightFormat, 
   const H = s.hiddenSize, D = s.headDim, E = s.moe.numExperts, I = s.moe.intermediateSize;
   const qDim = s.numHeads * D, kvDim = s.numKvHeads * D;
   const layers: LayerWeights[] = s.layers.map((ls, l) => {
-    const w: LayerWeights = {
-      attnNorm: m.vec(H, `L${l}.attn_norm`, 0.05, 1),
-      qkv: m.mat(qDim + 2 * kvDim, H, `L${l}.qkv`),
-      o: m.mat(H, qDim, `L${l}.o`),
-      mlpNorm: m.vec(H, `L${l}.mlp_norm`, 0.05, 1),
-    };
+    const w: LayerWeights = { attnNorm: m.vec(H, `L${l}.attn_norm`, 0.05, 1), o: m.mat(H, s.mla ? s.numHeads * s.mla.vDim : qDim, `L${l}.o`), mlpNorm: m.vec(H, `L${l}.mlp_norm`, 0.05, 1) };
+    const a = s.mla;
+    if (a) {
+      const qk = s.numHeads * (a.nopeDim + a.ropeDim);
+      if (a.qLoraRank !== null) {
+        w.qA = m.mat(a.qLoraRank, H, `L${l}.q_a`);
+        w.qANorm = m.vec(a.qLoraRank, `L${l}.q_a_norm`, 0.05, 1);
+        w.qB = m.mat(qk, a.qLoraRank, `L${l}.q_b`);
+      } else w.q = m.mat(qk, H, `L${l}.q`);
+      w.kvA = m.mat(a.kvLoraRank + a.ropeDim, H, `L${l}.kv_a`);
+      w.kvANorm = m.vec(a.kvLoraRank, `L${l}.kv_a_norm`, 0.05, 1);
+      w.kvB = m.vec(s.numHeads * (a.nopeDim + a.vDim) * a.kvLoraRank, `L${l}.kv_b`, 1 / Math.sqrt(a.kvLoraRank));
+    } else w.qkv = m.mat(qDim + 2 * kvDim, H, `L${l}.qkv`);
     if (s.qkNorm !== 'none') {
       w.qNorm = m.vec(s.qkNorm === 'head' ? D : qDim, `L${l}.q_norm`, 0.05, 1);
       w.kNorm = m.vec(s.qkNorm === 'head' ? D : kvDim, `L${l}.k_norm`, 0.05, 1);
@@ -106,6 +131,13 @@ export function synthWeights(k: Kernels, spec: ModelSpec, format: WeightFormat, 
       w.router = m.vec(E * H, `L${l}.router`, 1 / Math.sqrt(H));
       w.expertsGateUp = m.mat(E * 2 * I, H, `L${l}.experts.gate_up`);
       w.expertsDown = m.mat(E * H, I, `L${l}.experts.down`);
+      if (s.moe.correctionBias) w.routerBias = m.vec(E, `L${l}.router_bias`, 0.05);
+      const se = s.moe.sharedExpert;
+      if (se) {
+        w.sharedGateUp = m.mat(2 * se.intermediateSize, H, `L${l}.shared.gate_up`);
+        w.sharedDown = m.mat(H, se.intermediateSize, `L${l}.shared.down`);
+        if (se.gated) w.sharedGate = m.vec(H, `L${l}.shared_gate`, 1 / Math.sqrt(H));
+      }
     } else {
       w.mlpGateUp = m.mat(2 * s.denseIntermediateSize, H, `L${l}.mlp.gate_up`);
       w.mlpDown = m.mat(H, s.denseIntermediateSize, `L${l}.mlp.down`);
@@ -129,7 +161,7 @@ export function bytesPerDecodedToken(spec: ModelSpec, w: ModelWeights, topK: num
       weights += key === 'expertsGateUp' || key === 'expertsDown' ? (bytes * topK) / E : bytes;
     }
   }
-  const kv = 2 * spec.numLayers * ctx * spec.numKvHeads * spec.headDim * 4;
+  const kv = ctx * kvBytesPerToken(spec);
   return { weights, kv };
 }
 

@@ -10,12 +10,12 @@ import { benchOrtPeer } from '../../bench/ort-peer';
 import { benchRoofline } from '../../bench/roofline';
 
 describe('bench smoke (SwiftShader)', () => {
-  it('roofline bench on the tiny shape, int4 and f32', async () => {
+  it('roofline bench on the tiny shapes (ordinary and latent attention), int4 and f32', async () => {
     const ctx = await acquireNodeDevice();
     try {
-      const r = await benchRoofline(ctx, { shapes: ['tiny'], formats: [['int4', 32], ['f32', 0]], contexts: [16, 40], prefills: [8, 24], decodeSteps: 3, probeBytes: 1 << 22 });
+      const r = await benchRoofline(ctx, { shapes: ['tiny', 'tiny-mla'], formats: [['int4', 32], ['f32', 0]], contexts: [16, 40], prefills: [8, 24], decodeSteps: 3, probeBytes: 1 << 22 });
       expect(r.ceilings.readGBps).toBeGreaterThan(0);
-      expect(r.rows).toHaveLength(2);
+      expect(r.rows).toHaveLength(4);
       for (const row of r.rows) {
         expect(row.decode.map((d) => d.context)).toEqual([16, 40]);
         for (const d of row.decode) {
@@ -27,7 +27,13 @@ describe('bench smoke (SwiftShader)', () => {
         if (row.decodeProfile) expect(row.decodeProfile.dispatches).toBeGreaterThan(10);
       }
       // int4 weights are about an eighth of f32's (plus scales).
-      expect(r.rows[0]!.weightBytes).toBeLessThan(r.rows[1]!.weightBytes / 3);
+      const rowOf = (shape: string, format: string) => r.rows.find((x) => x.shape === shape && x.format === format)!;
+      expect(rowOf('tiny', 'int4').weightBytes).toBeLessThan(rowOf('tiny', 'f32').weightBytes / 3);
+      // A decoded token's KV read is the latent cache rows (32 + 16 floats per layer and position)
+      // of the positions before it (the context, less the few decoded during the measurement).
+      const positions = rowOf('tiny-mla', 'f32').decode[0]!.kvBytesPerToken / (2 * (32 + 16) * 4);
+      expect(positions).toBeGreaterThan(16 - 4);
+      expect(positions).toBeLessThanOrEqual(16);
     } finally {
       ctx.device.destroy();
     }

@@ -6,6 +6,9 @@ import type { GpuRopeTable } from './rope';
 
 /** Widest latent and no-rope query part the kernels hold in workgroup memory. */
 export const MAX_MLA_VECTOR = 1024;
+/** Output columns per workgroup of the query and value kernels (Q_COLS, V_COLS in mla.wgsl). */
+const Q_COLS = 64;
+const V_COLS = 16;
 
 interface MlaCommon {
   mla: MlaSpec;
@@ -38,10 +41,10 @@ export function encodeMlaCache(k: Kernels, enc: GPUCommandEncoder, a: MlaCommon 
 /** q [T, H·(dn+R)] → attention queries [T, H, L+R] against the cache rows. */
 export function encodeMlaQuery(k: Kernels, enc: GPUCommandEncoder, a: MlaCommon & { q: GPUBuffer; kvB: GPUBuffer; out: GPUBuffer }): void {
   checkPositions(a);
-  dispatch(k.device, k.pipelines.get('mla.wgsl', 'query'), [params(k, a), a.q, a.kvB, a.out, a.table.cos, a.table.sin], [a.heads, a.tokens], enc);
+  dispatch(k.device, k.pipelines.get('mla.wgsl', 'query'), [params(k, a), a.q, a.kvB, a.out, a.table.cos, a.table.sin], [a.heads, Math.ceil(a.mla.kvLoraRank / Q_COLS), a.tokens], enc);
 }
 
 /** Attention over c [T, H, L] → head values [T, H·dv] (the o-projection's input). */
 export function encodeMlaValue(k: Kernels, enc: GPUCommandEncoder, a: Omit<MlaCommon, 'table'> & { attn: GPUBuffer; kvB: GPUBuffer; out: GPUBuffer }): void {
-  dispatch(k.device, k.pipelines.get('mla.wgsl', 'value'), [params(k, a), a.attn, a.kvB, a.out, null, null], [a.heads, a.tokens], enc);
+  dispatch(k.device, k.pipelines.get('mla.wgsl', 'value'), [params(k, a), a.attn, a.kvB, a.out, null, null], [a.heads, Math.ceil(a.mla.vDim / V_COLS), a.tokens], enc);
 }
