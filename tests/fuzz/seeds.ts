@@ -171,3 +171,14 @@ export const GGUF_FILES: Uint8Array[] = (() => {
   }
   return out;
 })();
+
+// ------------------------------------------------------------------ training data (issue #7)
+
+const trainFixture = (name: string) => readFileSync(join(root, 'tests/fixtures/train', name), 'utf8');
+
+/** Valid JSONL lines of each shape (chat, text, prompt-completion), from tests/fixtures/train/. */
+export const TRAIN_LINES: string[] = [...trainFixture('chat.jsonl').split('\n'), ...trainFixture('mixed.jsonl').split('\n')].filter((l) => l.trim() !== '');
+export const TRAIN_DOCS: unknown[] = TRAIN_LINES.map((l) => JSON.parse(l) as unknown);
+/** Plain-text samples, and pieces that mean something to the JSONL reader or the chat template. */
+export const TRAIN_TEXTS = [trainFixture('text.txt'), 'hello world', '{"text": "looks like JSONL"}\nthen prose'];
+export const TRAIN_PIECES = ['\n', '\r\n', '\n\n', '{', '}', '"', '\\', '{"text":"x"}\n', '{"messages":[', '<|im_end|>', '<|im_start|>assistant\n', '{{', '{%', '\uFEFF', '\u0000', '\ud800', '\u2028', 'é'];

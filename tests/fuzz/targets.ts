@@ -15,12 +15,14 @@ import { builderFor } from '../../src/engine/model/arch';
 import { ConfigError, type ModelSpec, type TensorReader, type WeightSlot } from '../../src/engine/model/spec';
 import type { RouterConfig } from '../../src/engine/moe/router';
 import { GgmlTypeError } from '../../src/engine/quant/gguf-blocks';
+import { loadTrainingData, TrainingDataError, type DataFormat, type DataLimits, type TrainExample } from '../../src/engine/train/data';
 import { decodePreset, encodePreset, PresetError, type Preset } from '../../src/preset/preset';
 import { mv, writeGguf } from '../unit/io/gguf_writer';
+import { tinyTokenizer } from '../unit/io/tiny_tokenizer';
 import { f32Bytes } from '../unit/io/safetensors_writer';
 import { guardedSource } from './guards';
 import { bytesFrom, fileBytes, forgedU64, hostileValue, jsonOp, jsonText, jsonTextFrom, mutateBytes, mutateJson, stringFrom, byteOp } from './mutate';
-import { CHAT_TEMPLATES, CHECKPOINTS, GGUF_FILES, CONFIG_DOCS, JINJA_PIECES, PRESET_PIECES, PRESET_SEEDS, SAFETENSORS_DOCS, SAFETENSORS_FILES, SHARDED, TOKENIZER_CONFIG_DOCS, TOKENIZER_DOCS } from './seeds';
+import { CHAT_TEMPLATES, CHECKPOINTS, GGUF_FILES, CONFIG_DOCS, JINJA_PIECES, PRESET_PIECES, PRESET_SEEDS, SAFETENSORS_DOCS, SAFETENSORS_FILES, SHARDED, TOKENIZER_CONFIG_DOCS, TOKENIZER_DOCS, TRAIN_DOCS, TRAIN_LINES, TRAIN_PIECES, TRAIN_TEXTS } from './seeds';
 import type { AnyTarget, FuzzTarget } from './run';
 
 const enc = new TextEncoder();
@@ -412,7 +414,80 @@ const presetLink: FuzzTarget<string> = {
   },
 };
 
-export const TARGETS: AnyTarget[] = [safetensorsHeader, safetensorsShards, configBuilder, tokenizerFiles, wholeCheckpoint, ggufHeader, ggufCheckpoint, presetLink] as AnyTarget[];
+// ------------------------------------------------------------------ training data (JSONL / plain text)
+
+/** The tiny byte-level BPE under each seed chat template, and with none (the "role: content" fallback). */
+const TRAIN_TOKENIZERS = [...CHAT_TEMPLATES, null].map((chatTemplate) => new HfTokenizer({ tokenizerJson: tinyTokenizer().json, tokenizerConfig: { eos_token: '<|im_end|>' }, chatTemplate }));
+
+/** Field values that matter to the reader: roles, template syntax and special tokens inside content. */
+const trainValue = fc.oneof(
+  { weight: 2, arbitrary: fc.constantFrom<unknown>('user', 'assistant', 'system', 'tool', 'Assistant', '', ' ', '<|im_end|>', '<|im_start|>assistant\n', '{{ messages }}', '{% raw %}', '\u0000', '\ud800', 'é', [{ type: 'text', text: 'x' }], { role: 'assistant', content: 'x' }) },
+  { weight: 3, arbitrary: hostileValue },
+);
+
+const jsonlText = fc
+  .tuple(
+    fc.array(fc.oneof({ weight: 1, arbitrary: fc.constantFrom(...TRAIN_LINES) }, { weight: 3, arbitrary: jsonTextFrom(TRAIN_DOCS, { values: trainValue, maxOps: 3 }) }), { minLength: 1, maxLength: 6 }),
+    fc.constantFrom('\n', '\r\n', '\n\n', '\n \n'),
+  )
+  .map(([lines, sep]) => lines.join(sep));
+
+interface TrainingDataInput {
+  bytes: Uint8Array;
+  tokenizer: number;
+  format: DataFormat | 'auto';
+  seqLen: number;
+  valFraction: number;
+  seed: number;
+  limits: Partial<DataLimits> | null;
+}
+
+const trainingData: FuzzTarget<TrainingDataInput> = {
+  name: 'training data (JSONL chat / text / prompt-completion, plain text)',
+  input: fc.record({
+    bytes: fileBytes(fc.oneof({ weight: 5, arbitrary: jsonlText }, { weight: 1, arbitrary: stringFrom(TRAIN_TEXTS, TRAIN_PIECES) }, { weight: 1, arbitrary: stringFrom(TRAIN_LINES, TRAIN_PIECES) })),
+    tokenizer: fc.nat(TRAIN_TOKENIZERS.length - 1),
+    format: fc.constantFrom<DataFormat | 'auto'>('auto', 'auto', 'auto', 'jsonl', 'text'),
+    seqLen: fc.constantFrom(1, 2, 3, 8, 64, 512),
+    valFraction: fc.constantFrom(0, 0.1, 0.5, 0.99),
+    seed: fc.nat(),
+    // Tight limits on one case in four, so most cases get past them to the tokenizer.
+    limits: fc.oneof(
+      { weight: 3, arbitrary: fc.constant(null) },
+      { weight: 1, arbitrary: fc.record({ maxBytes: fc.constantFrom(16, 1024, 2 ** 20), maxLineChars: fc.constantFrom(8, 200, 2 ** 20), maxExamples: fc.constantFrom(1, 3, 1000), maxMessages: fc.constantFrom(1, 2, 1000) }, { requiredKeys: [] }) },
+    ),
+  }),
+  // Without tight limits, 256 KiB at most: the tiny BPE encodes ~1 MB/s, so the few ~1 MB inputs the
+  // mutators build (a 100 000-character value repeated) would take a second of linear work each and
+  // trip the harness's 2 s hang limit on a busy machine; the size check itself is exercised either way.
+  run: (x) => loadTrainingData(x.bytes, TRAIN_TOKENIZERS[x.tokenizer]!, { format: x.format, seqLen: x.seqLen, valFraction: x.valFraction, seed: x.seed, limits: x.limits ?? { maxBytes: 2 ** 18 } }),
+  typed: [TrainingDataError],
+  check(r, x) {
+    const { train, val, stats } = r as ReturnType<typeof loadTrainingData>;
+    const tok = TRAIN_TOKENIZERS[x.tokenizer]!;
+    const all: TrainExample[] = [...train, ...val];
+    assert(all.length === stats.examples && all.length > 0, `${train.length} + ${val.length} examples, stats say ${stats.examples}`);
+    assert(train.length > 0, 'no training example');
+    const isId = (id: number) => Number.isInteger(id) && id >= 0 && tok.idToToken(id) !== undefined;
+    for (const ex of all) {
+      const n = ex.ids.length;
+      assert(n >= 1 && n <= x.seqLen && ex.labels.length === n, `example of line ${ex.line}: ${n} ids, ${ex.labels.length} labels, seqLen ${x.seqLen}`);
+      let learned = 0;
+      for (let t = 0; t < n; t++) {
+        assert(isId(ex.ids[t]!), `id ${ex.ids[t]} is not in the vocabulary`);
+        const y = ex.labels[t]!;
+        if (y === -100) continue;
+        learned++;
+        assert(isId(y), `label ${y} is not in the vocabulary`);
+        // Labels are the next token: where the next token is in the example, they must agree.
+        assert(t + 1 >= n || y === ex.ids[t + 1], `label ${t} is ${y}, the next id ${ex.ids[t + 1]}`);
+      }
+      assert(learned > 0, `example of line ${ex.line} learns nothing`);
+    }
+  },
+};
+
+export const TARGETS: AnyTarget[] = [safetensorsHeader, safetensorsShards, configBuilder, tokenizerFiles, wholeCheckpoint, ggufHeader, ggufCheckpoint, presetLink, trainingData] as AnyTarget[];
 
 export const targetByName = (name: string): AnyTarget => {
   const t = TARGETS.find((x) => x.name === name);
