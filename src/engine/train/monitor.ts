@@ -122,6 +122,7 @@ export class RoutingMonitor {
     const E = L ? x.counts[0]!.length : 0;
     if (!L || !E) throw new RangeError('monitor: counts needs at least one layer of at least one expert');
     if (x.counts.some((c) => c.length !== E)) throw new RangeError('monitor: every layer needs the same number of experts');
+    if (!(Number.isFinite(x.tokens) && x.tokens >= 0)) throw new RangeError(`monitor: tokens must be a finite number ≥ 0, got ${x.tokens}`);
     if (this.shape && (this.shape.layers !== L || this.shape.experts !== E)) {
       throw new RangeError(`monitor: ${L} layers × ${E} experts, but the run so far had ${this.shape.layers} × ${this.shape.experts}`);
     }

@@ -141,6 +141,7 @@ describe('RoutingMonitor: flip rate of the probe set', () => {
     expect(() => m.update({ step: 0, counts, tokens: T, probe: { k: 2, idx: [] } })).toThrow(/probe has 0 layers/);
     expect(() => m.update({ step: 1, counts: [[1, 2, 3]], tokens: T })).toThrow(/1 layers × 3 experts, but the run so far had 1 × 8/);
     expect(() => m.update({ step: 1, counts: [], tokens: T })).toThrow(RangeError);
+    expect(() => m.update({ step: 1, counts, tokens: NaN })).toThrow(/tokens must be a finite number/);
     expect(() => new RoutingMonitor({ window: 1 })).toThrow(/^Monitor setting window/);
     expect(() => new RoutingMonitor({ threshold: 0 })).toThrow(/^Monitor setting threshold/);
   });
