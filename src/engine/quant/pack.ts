@@ -7,7 +7,13 @@
  * The reconstruction error of each weight is at most s / 2.
  */
 export type QuantFormat = 'int8' | 'int4';
-export type WeightFormat = 'f32' | QuantFormat;
+/**
+ * A GGUF tensor's own encoding kept on the GPU (its ggml blocks, laid out as quant/ggml-pack.ts
+ * describes) and dequantised inside the matmul kernels by shaders/wload_<format>.wgsl.
+ */
+export type GgmlFormat = 'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'q4_k' | 'q6_k';
+/** How a matrix is stored on the GPU. A load asks for 'f32' or a QuantFormat; GgmlFormats come only from a GGUF file's blocks. */
+export type WeightFormat = 'f32' | QuantFormat | GgmlFormat;
 
 export interface QuantizedMatrix {
   format: QuantFormat;
