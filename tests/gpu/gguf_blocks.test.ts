@@ -36,7 +36,11 @@ const FORMATS: GgmlFormat[] = ['f16', 'bf16', 'q8_0', 'q4_0', 'q4_k', 'q6_k'];
 
 const setHalf = (b: Uint8Array, o: number, bits: number) => ((b[o] = bits & 0xff), (b[o + 1] = bits >> 8));
 const identity = (n: number) => Float32Array.from({ length: n * n }, (_, i) => (i % (n + 1) === 0 ? 1 : 0));
-const maxAbs = (a: ArrayLike<number>) => Array.prototype.reduce.call(a, (m: number, v: number) => Math.max(m, Math.abs(v)), 0) as number;
+const maxAbs = (a: ArrayLike<number>) => {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]!));
+  return m;
+};
 /** Largest error relative to the largest reference value. */
 const relErr = (got: ArrayLike<number>, want: ArrayLike<number>) => maxAbsDiff(got, want) / Math.max(maxAbs(want), 1e-30);
 
