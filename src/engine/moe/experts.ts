@@ -72,6 +72,12 @@ export interface ExpertsArgs {
   scratch: MoeScratch;
   /** Also copy idx and gates (T·k words each, in that order) into `buffer` from word `offset`. */
   capture?: { buffer: GPUBuffer; offset: number };
+  /**
+   * Training hook: always write the SwiGLU activations to `scratch.act` (the few-slot vectorised
+   * kernel otherwise applies SwiGLU while reading gate/up and never stores them), because the
+   * backward of the down projection needs them (src/engine/train/graph.ts).
+   */
+  keepActivations?: boolean;
 }
 
 /** Records the routed-expert FFN for T tokens. */
@@ -102,7 +108,7 @@ export function encodeExperts(k: Kernels, enc: GPUCommandEncoder, a: ExpertsArgs
   dispatch(k.device, k.pipelines.get(shader, entry, { GATHER: 1, ...swigluDefine, ...weightDefines(wgu, 4, 6) }), [up, s.tiles, s.sorted, a.x, wgu.buffer, s.gateUp, ...weightExtras(wgu)], [Math.ceil((2 * a.inter) / colsPerGroup), ty, tz], enc);
 
   // The vectorised few-slot kernel applies SwiGLU as it reads the gate/up rows; the others need it done first.
-  const fused = entry === 'main8';
+  const fused = entry === 'main8' && !a.keepActivations;
   if (!fused) encodeSwiGlu(k, enc, { gateUp: s.gateUp, out: s.act, rows: slots, inter: a.inter });
 
   const down = k.uniform([{ u32: a.hidden }, { u32: a.inter }, { u32: a.topk }, { u32: tiles }]);
