@@ -55,7 +55,9 @@ function inMemoryName(arch: string, name: string): string {
 function expectedFor(arch: string, slot: WeightSlot, ref: Map<string, { shape: number[]; data: Float32Array }>): Float32Array {
   const first = inMemoryName(arch, slot.sources[0]!.name);
   if (/\.experts\.(gate_up|down)$/.test(slot.name)) {
-    const fused = `${first.slice(0, first.indexOf('.experts.'))}.experts.${slot.name.endsWith('gate_up') ? 'gate_up_proj' : 'down_proj'}`;
+    // Per-expert names (`….experts.3.w1.weight`) or Granite's hub `….input_linear.weight`: the module is what comes before.
+    const module = first.replace(/\.(experts\.\d+\..*|experts\.[a-z_]+|input_linear\.weight|output_linear\.weight)$/, '');
+    const fused = `${module}.experts.${slot.name.endsWith('gate_up') ? 'gate_up_proj' : 'down_proj'}`;
     const t = ref.get(fused);
     if (!t) throw new Error(`no PyTorch gradient ${fused} for ${slot.name}`);
     return t.data;
