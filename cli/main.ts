@@ -24,6 +24,8 @@ import { kernelsFor } from '../src/engine/gpu/kernels';
 import { acquireNodeDevice } from '../src/engine/gpu/node';
 import { runSelfTest } from '../src/engine/selftest';
 import { exportOnnx } from '../src/engine/onnx/export';
+import { destroyLora, mergeLora } from '../src/engine/train/lora';
+import { readPeftAdapter, uploadAdapter } from '../src/engine/train/peft';
 import { parseArgs, type ParsedArgs } from './args';
 
 /** The built-in demo model, the default for --model. */
@@ -57,6 +59,8 @@ commands:
 options:
   --model DIR          a checkpoint folder (config.json, *.safetensors, tokenizer.json);
                        defaults to the built-in demo model (public/models/demo)
+  --adapter DIR        generate/logits: a PEFT LoRA adapter folder (adapter_config.json +
+                       adapter_model.safetensors), merged into the f32 weights
   --quant F            store attention and expert matrices as f32 (default) or int8/int4,
                        symmetric with one scale per --group weights (32 or 128), dequantised in the kernels
   --json               machine-readable output`;
@@ -82,6 +86,19 @@ async function loadModel(ctx: GpuContext, args: ParsedArgs, contextLength = 2048
   const dir = typeof args.flags.model === 'string' ? resolve(args.flags.model) : DEMO_MODEL;
   const ck = await openCheckpoint(await folderSources(dir), ctx.device.limits);
   const weights = await uploadWeights(ctx.device, ck.spec, ck.slots, ck.reader, { format: quant, group });
+  if (typeof args.flags.adapter === 'string') {
+    // A PEFT LoRA adapter, merged into the (f32) weights: the model as PEFT would run it.
+    if (quant !== 'f32') throw new Error('--adapter merges into f32 weights: leave out --quant');
+    const adir = resolve(args.flags.adapter);
+    const files = await folderSources(adir);
+    const cfg = files.find((f) => f.name === 'adapter_config.json');
+    const st = files.find((f) => f.name === 'adapter_model.safetensors');
+    if (!cfg || !st) throw new Error(`${adir} needs adapter_config.json and adapter_model.safetensors (a PEFT LoRA folder)`);
+    const config: unknown = JSON.parse(new TextDecoder().decode(await cfg.read(0, cfg.size)));
+    const adapter = uploadAdapter(ctx.device, ck.spec, await readPeftAdapter(config, st, ck.spec));
+    await mergeLora(ctx.device, ck.spec, weights, adapter);
+    destroyLora(adapter);
+  } else if (args.flags.adapter === true) throw new Error('--adapter needs a folder');
   return { ck, model: new MoeModel(kernelsFor(ctx), ck.spec, weights, { contextLength }) };
 }
 
