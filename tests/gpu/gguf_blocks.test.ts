@@ -238,3 +238,59 @@ describe('routed experts with ggml-block expert weights', () => {
     }
   }
 });
+
+const ROOT = join(import.meta.dirname, '..', 'fixtures');
+
+async function ggufOf(name: string, type: number, perExpert = false): Promise<Uint8Array> {
+  const st = await SafetensorsCheckpoint.open(await folderSources(join(ROOT, name)));
+  const tensors: HfTensors = new Map();
+  for (const n of st.names()) tensors.set(n, { shape: st.shape(n), data: await st.read(n) });
+  const config = JSON.parse(readFileSync(join(ROOT, name, 'config.json'), 'utf8')) as Record<string, unknown>;
+  return hfToGguf(config, tensors, { type, perExpert }).bytes;
+}
+
+describe('GGUF checkpoints with their file blocks on the GPU vs the same file dequantised to f32 on load', () => {
+  // Q/K un-permutation (mixtral: llama arch), per-expert tensors, a shared expert (qwen2_moe), rope
+  // rows de-interleaved and latent attention (deepseek), a tied head (olmoe). Rows that are not
+  // whole 32-blocks (the experts' K = 12, 16, 24 here) were written as F16 and keep those blocks.
+  // The adapter's kernels (SwiftShader: the per-column variants, which read wv()) and the GPU ones
+  // (main8, which reads wdot8() and sums in another order).
+  const cases: Array<[string, number, boolean, 'gpu' | undefined]> = [
+    ['mixtral_e4k2_legacy', GGML.Q8_0, false, undefined],
+    ['mixtral_e4k2_legacy', GGML.Q4_0, true, undefined],
+    ['qwen2_moe_e8k2_shared', GGML.Q4_0, false, undefined],
+    ['qwen2_moe_e8k2_shared', GGML.Q8_0, false, 'gpu'],
+    ['olmoe_e8k2_tied', GGML.Q8_0, false, undefined],
+    ['deepseek_v3_e16k4_g4_yarn', GGML.Q8_0, false, undefined],
+    ['deepseek_v3_e16k4_g4_yarn', GGML.Q4_0, false, 'gpu'],
+  ];
+  for (const [name, type, perExpert, profile] of cases) {
+    it(`${name} ${type === GGML.Q8_0 ? 'Q8_0' : 'Q4_0'}${perExpert ? ' (per-expert tensors)' : ''}${profile ? ` (${profile} kernels)` : ''}: same logits`, async () => {
+      const k = await gpuKernels(profile);
+      const ref = JSON.parse(readFileSync(join(ROOT, name, 'reference.json'), 'utf8')) as { input_ids: number[] };
+      const ck = await openCheckpoint([memorySource(`${name}.gguf`, await ggufOf(name, type, perExpert))], k.device.limits);
+      const run = async (keepFileBlocks: boolean) => {
+        const weights = await uploadWeights(k.device, ck.spec, ck.slots, ck.reader, { keepFileBlocks });
+        const model = new MoeModel(k, ck.spec, weights, { contextLength: 64, chunkTokens: 32 });
+        // Prefill (tiled kernels), then the last token alone (decode: matrix-vector kernels).
+        const prefill = (await model.forward(ref.input_ids, { allLogits: true })).logits;
+        model.reset();
+        await model.forward(ref.input_ids.slice(0, -1));
+        const decode = (await model.forward(ref.input_ids.slice(-1), { allLogits: true })).logits;
+        model.destroy();
+        return { logits: Float32Array.from([...prefill, ...decode]), weights };
+      };
+      const f32Run = await run(false);
+      const blocks = await run(true);
+      // The matrices really are the file's blocks, and take less memory than f32.
+      const l0 = blocks.weights.layers[ck.spec.layers.findIndex((l) => l.mlp === 'moe')]!;
+      const want = type === GGML.Q8_0 ? 'q8_0' : 'q4_0';
+      expect(l0.expertsGateUp?.format).toBe(want);
+      expect((l0.qkv ?? l0.kvA)?.format).toBe(want);
+      expect(blocks.weights.bytes).toBeLessThan(f32Run.weights.bytes);
+      const err = maxAbsDiff(blocks.logits, f32Run.logits);
+      console.log(`${name} ${want}${perExpert ? ' per-expert' : ''}${profile ? ` ${profile}` : ''}: max |Δlogit| ${err.toExponential(2)}, weights ${(blocks.weights.bytes / 1024).toFixed(0)} KiB vs ${(f32Run.weights.bytes / 1024).toFixed(0)} KiB f32`);
+      expect(err).toBeLessThanOrEqual(1e-4);
+    });
+  }
+});

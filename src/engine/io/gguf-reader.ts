@@ -254,14 +254,36 @@ export class GgufCheckpoint implements TensorReader {
   }
 
   /** The tensor as f32 in HF layout. */
-  async read(name: string): Promise<Float32Array> {
+  read(name: string): Promise<Float32Array> {
+    return this.assemble(name, (g) => this.decode(g));
+  }
+
+  /**
+   * The HF tensor laid out as read() lays it out, but with every element of row r of GGUF tensor
+   * t holding the number firstRow(t) + r instead of its value: which file row each HF row came
+   * from (Q/K un-permutation and expert merging move whole rows). Where some step mixes rows
+   * (kv_b rebuilt from its transposed key part), rows hold several numbers, which the caller sees.
+   */
+  readRowIds(name: string, firstRow: (info: GgufTensorInfo) => number): Promise<Float32Array> {
+    return this.assemble(name, async (g) => {
+      const info = this.header.tensors.get(g)!;
+      const cols = info.ne[0] ?? 1;
+      const out = new Float32Array(info.elements);
+      const base = firstRow(info);
+      for (let r = 0, o = 0; o < out.length; r++, o += cols) out.fill(base + r, o, o + cols);
+      return out;
+    });
+  }
+
+  /** The HF tensor from its GGUF tensors, each decoded by `decode`. */
+  private async assemble(name: string, decode: (ggufName: string) => Promise<Float32Array>): Promise<Float32Array> {
     const s = this.source(name);
     if (s.kind === 'single') {
-      const d = await this.decode(s.gguf);
+      const d = await decode(s.gguf);
       return s.unpermute ? unpermuteRows(d, s.shape, s.unpermute) : d;
     }
     if (s.kind === 'kv_b') {
-      const [kb, vb] = await Promise.all([this.decode(s.kb), this.decode(s.vb)]);
+      const [kb, vb] = await Promise.all([decode(s.kb), decode(s.vb)]);
       const { heads, nope, vDim, lora } = s;
       const out = new Float32Array(heads * (nope + vDim) * lora);
       for (let h = 0; h < heads; h++) {
@@ -271,7 +293,7 @@ export class GgufCheckpoint implements TensorReader {
       }
       return out;
     }
-    const parts = await Promise.all(s.parts.map(async (p) => ('merged' in p ? [await this.decode(p.merged)] : Promise.all(p.perExpert.map((n) => this.decode(n))))));
+    const parts = await Promise.all(s.parts.map(async (p) => ('merged' in p ? [await decode(p.merged)] : Promise.all(p.perExpert.map((n) => decode(n))))));
     const out = new Float32Array(s.shape.reduce((a, b) => a * b, 1));
     let o = 0;
     for (let e = 0; e < s.E; e++) {

@@ -5,8 +5,9 @@
  */
 import { uploadStorage } from '../gpu/buffers';
 import { catchOom } from '../gpu/oom';
+import { type FileBlockPlan, isGgufReader, planFileBlocks, readFileBlocks } from '../io/gguf-file-blocks';
 import { canQuantize, quantize, type QuantizedMatrix, type WeightFormat } from '../quant/pack';
-import { concatBuffers, concatRows, destroyWeight, type GpuWeight, uploadQuantized, uploadWeight } from '../quant/weight';
+import { concatBuffers, concatRows, destroyWeight, type GpuWeight, uploadGgml, uploadQuantized, uploadWeight } from '../quant/weight';
 import { layerSlot, type LayerSlot, type ModelSpec, type SlotName, type TensorReader, type WeightSlot } from './spec';
 
 export interface LayerWeights {
@@ -44,8 +45,18 @@ const QUANTIZABLE = new Set<LayerSlot>(['q', 'k', 'v', 'o', 'q_a', 'q_b', 'kv_a'
 
 export interface UploadOptions {
   onProgress?: (done: number, total: number, slot: SlotName) => void;
-  /** Storage of attention and expert matrices: f32, or int8/int4 group-wise (dequantised in the kernels). */
+  /**
+   * Storage of attention and expert matrices: f32, or int8/int4 group-wise (dequantised in the
+   * kernels). With keepFileBlocks, the storage of those that do not keep their file's blocks.
+   */
   format?: WeightFormat;
+  /**
+   * GGUF checkpoints only: attention and expert matrices (and an untied LM head) whose tensors are
+   * F16, BF16, Q8_0, Q4_0, Q4_K or Q6_K keep the file's blocks on the GPU, dequantised inside the
+   * kernels (io/gguf-file-blocks.ts); the rest are stored as `format`. Norms, biases, routers and
+   * embeddings are dequantised to f32 on load as always.
+   */
+  keepFileBlocks?: boolean;
   /** Group size along K for int8/int4 (32 or 128). */
   group?: number;
   /** Stops between slots; what was uploaded is freed. */
@@ -119,16 +130,37 @@ export function assertFinite(name: string, data: Float32Array): void {
 }
 
 export async function uploadWeights(device: GPUDevice, spec: ModelSpec, slots: WeightSlot[], reader: TensorReader, opts: UploadOptions = {}): Promise<ModelWeights> {
-  const format = opts.format ?? 'f32';
+  const requested = opts.format ?? 'f32';
   const group = opts.group ?? 32;
+  // ggml formats come from a file's own blocks (keepFileBlocks), never from converting values.
+  if (requested !== 'f32' && requested !== 'int8' && requested !== 'int4') throw new RangeError(`Weights can be stored as f32, int8 or int4, not ${requested} (keepFileBlocks keeps a GGUF file's own formats)`);
+  const format: 'f32' | QuantizedMatrix['format'] = requested;
   if (format !== 'f32' && group !== 32 && group !== 128) throw new RangeError(`Quantisation group must be 32 or 128, got ${group}`);
-  validateSlots(slots, reader, device.limits, (slot) => storedSlotBytes(spec, slot, format, group).largest);
+  let kept: FileBlockPlan = new Map();
+  if (opts.keepFileBlocks) {
+    if (!isGgufReader(reader)) throw new Error('Keeping the file\'s blocks needs a GGUF checkpoint');
+    // Presence and shapes first: planning loads each slot's row layout, which needs both right.
+    validateSlots(slots, reader, { maxStorageBufferBindingSize: Infinity });
+    kept = await fileBlockPlan(spec, slots, reader);
+  }
+  validateSlots(slots, reader, device.limits, (slot) => storedSlotBytes(spec, slot, format, group, kept).largest);
   const bufs = new Map<SlotName, GPUBuffer>();
   const mats = new Map<SlotName, GpuWeight>();
   let bytes = 0;
   try {
     for (const [i, slot] of slots.entries()) {
       opts.signal?.throwIfAborted();
+      const blocks = kept.get(slot.name);
+      if (blocks && isGgufReader(reader)) {
+        const file = await readFileBlocks(reader, blocks);
+        await catchOom(device, `uploading ${slot.name}`, () => {
+          const w = uploadGgml(device, blocks.format, file, blocks.rows, blocks.K, slot.name);
+          mats.set(slot.name, w);
+          bytes += w.bytes;
+        });
+        opts.onProgress?.(i + 1, slots.length, slot.name);
+        continue;
+      }
       const quantizable = quantizableSlot(spec, slot.name);
       const K = slot.shape[slot.shape.length - 1]!;
       const packs = quantizable && format !== 'f32' && canQuantize(K, group);
@@ -146,7 +178,7 @@ export async function uploadWeights(device: GPUDevice, spec: ModelSpec, slots: W
       const data = await slot.load(reader);
       if (data.length !== numel(slot.shape)) throw new Error(`Weight ${slot.name}: loaded ${data.length} values, expected ${numel(slot.shape)}`);
       assertFinite(slot.name, data);
-      const q = packs ? quantize(data, data.length / K, K, format as QuantizedMatrix['format'], group) : null;
+      const q = packs ? quantize(data, data.length / K, K, format, group) : null;
       if (q) await opts.cache?.put(slot.name, q);
       // Synchronous inside the scope: no other GPU work can slip in between push and pop.
       await catchOom(device, `uploading ${slot.name}`, () => {
@@ -207,11 +239,23 @@ export async function uploadWeights(device: GPUDevice, spec: ModelSpec, slots: W
   return { embed, lmHead, finalNorm: need('final_norm'), layers, bytes };
 }
 
-/** Bytes of the GPU buffers a slot becomes in `format`: the largest one, and all of them. */
-export function storedSlotBytes(spec: ModelSpec, slot: WeightSlot, format: WeightFormat, group: number): { largest: number; total: number } {
+/**
+ * The slots of a GGUF checkpoint that keep their file's blocks (UploadOptions.keepFileBlocks):
+ * matrices stored in the requested format otherwise, with q, k and v of a layer kept only together
+ * in one format, since they are stacked into one matrix.
+ */
+export function fileBlockPlan(spec: ModelSpec, slots: WeightSlot[], reader: Parameters<typeof planFileBlocks>[1]): Promise<FileBlockPlan> {
+  const qkv = spec.mla ? [] : Array.from({ length: spec.numLayers }, (_, l) => (['q', 'k', 'v'] as const).map((s) => layerSlot(l, s)));
+  return planFileBlocks(slots.filter((s) => quantizableSlot(spec, s.name)), reader, qkv);
+}
+
+/** Bytes of the GPU buffers a slot becomes in `format` (or as its file's blocks, where `kept` says so): the largest one, and all of them. */
+export function storedSlotBytes(spec: ModelSpec, slot: WeightSlot, format: WeightFormat, group: number, kept?: FileBlockPlan): { largest: number; total: number } {
   const n = numel(slot.shape);
   const K = slot.shape[slot.shape.length - 1]!;
-  if (format !== 'f32' && quantizableSlot(spec, slot.name) && canQuantize(K, group)) {
+  const blocks = kept?.get(slot.name);
+  if (blocks) return { largest: blocks.bytes, total: blocks.bytes };
+  if ((format === 'int8' || format === 'int4') && quantizableSlot(spec, slot.name) && canQuantize(K, group)) {
     // int8 packs 4 values per u32, int4 8; one f32 scale per (row, group). See quant/pack.ts.
     const data = format === 'int8' ? n : n / 2;
     const scales = (n / group) * 4;
