@@ -5,8 +5,9 @@
  *   generate  text (or ids) from a checkpoint folder
  *   logits    full-sequence logits (and router logits) of a token list, as JSON
  *   export-onnx  a checkpoint as an ONNX decoder graph (for the page's onnxruntime-web backend)
+ *   train     fine-tune (router-only, LoRA or full) on a text / JSONL file, as the page does
  */
-import { writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { openCheckpoint } from '../src/engine/io/checkpoint';
 import { folderSources } from '../src/engine/io/node-source';
@@ -26,7 +27,12 @@ import { runSelfTest } from '../src/engine/selftest';
 import { exportOnnx } from '../src/engine/onnx/export';
 import { destroyLora, mergeLora } from '../src/engine/train/lora';
 import { readPeftAdapter, uploadAdapter } from '../src/engine/train/peft';
-import { parseArgs, type ParsedArgs } from './args';
+import { loadTrainingData } from '../src/engine/train/data';
+import { peftConfig, peftTensors } from '../src/engine/train/lora';
+import { balanceLossFor, LOSS_PRESETS } from '../src/engine/train/losses';
+import { encodeSafetensors, exportWeights } from '../src/engine/train/params';
+import { Trainer } from '../src/engine/train/trainer';
+import { parseArgs, type ParsedArgs, trainFlags } from './args';
 
 /** The built-in demo model, the default for --model. */
 const DEMO_MODEL = resolve(import.meta.dirname ?? '.', '..', 'public', 'models', 'demo');
@@ -56,6 +62,14 @@ commands:
                        the checkpoint as an f32 ONNX decoder graph (KV cache, router_logits.{layer}
                        outputs, model facts in metadata_props) for the page's onnxruntime-web backend;
                        load it there with the checkpoint's tokenizer.json / tokenizer_config.json
+  train [--model DIR] --data FILE [--mode router|lora|full] [--steps N] [--balance switch|sqdev|kl|auxfree|none]
+        [--out DIR] [--json] [--lr X] [--seq-len N] [--accumulate N] [--val-every N] [--patience N]
+        [--seed S] [--rank R] [--alpha A] [--targets q_proj,v_proj] [--quant f32|int8|int4]
+                       fine-tune on a text or JSONL file (10 % held out for validation, early stop
+                       after --patience checks without improvement); --out writes the trained
+                       tensors (full/router: model.safetensors under the checkpoint's names; lora:
+                       a PEFT adapter_config.json + adapter_model.safetensors); --json's last line
+                       is the run summary {"loss_first", "loss_last", "val_loss_best", "steps", ...}
 options:
   --model DIR          a checkpoint folder (config.json, *.safetensors, tokenizer.json);
                        defaults to the built-in demo model (public/models/demo)
@@ -255,6 +269,48 @@ const commands: Record<string, Command> = {
     const text = JSON.stringify(result, null, 1);
     if (typeof args.flags.out === 'string') await writeFile(args.flags.out, text);
     console.log(text);
+    return 0;
+  },
+  async train(ctx, args) {
+    const f = trainFlags(args);
+    const quant = f.mode === 'full' ? 'f32' : f.quant;
+    if (f.mode === 'full' && f.quant !== 'f32') throw new Error('--mode full trains every weight, which must be f32: drop --quant');
+    const dir = typeof args.flags.model === 'string' ? resolve(args.flags.model) : DEMO_MODEL;
+    const ck = await openCheckpoint(await folderSources(dir), ctx.device.limits);
+    if (!ck.tokenizer) throw new Error(`${dir} has no tokenizer.json: train needs one to read --data`);
+    const data = loadTrainingData(new Uint8Array(await readFile(resolve(f.data))), ck.tokenizer, { seqLen: f.seqLen, valFraction: 0.1, seed: f.seed });
+    const weights = await uploadWeights(ctx.device, ck.spec, ck.slots, ck.reader, { format: quant, group: 32 });
+    const preset = LOSS_PRESETS[f.balance];
+    const trainer = new Trainer(kernelsFor(ctx), ck.spec, weights, {
+      mode: f.mode, steps: f.steps, lr: f.lr, warmupSteps: Math.min(f.warmup, f.steps), accumulate: f.accumulate, seqLen: f.seqLen,
+      valEvery: f.valEvery, patience: f.patience, seed: f.seed, lora: { rank: f.rank, alpha: f.alpha, targets: f.targets },
+      balance: balanceLossFor(preset, ck.spec.moe.scoring ?? 'softmax'), auxFreeRate: preset.balance === 'auxfree' ? preset.auxFreeRate : 0,
+    });
+    const log = (line: string) => (args.flags.json ? console.error(line) : console.log(line));
+    log(`training ${ck.spec.arch} (${dir}) mode ${f.mode}: ${trainer.set.params.reduce((a, p) => a + p.count, 0)} trainable parameters, ${data.train.length} training / ${data.val.length} validation sequences of ≤ ${f.seqLen} tokens`);
+    const summary = await trainer.run(data.train, data.val, (e) => {
+      const val = e.valLoss !== undefined ? ` val ${e.valLoss.toFixed(4)}` : '';
+      log(`step ${e.step}/${f.steps} loss ${e.loss.toFixed(4)}${e.balanceLoss ? ` (+balance ${e.balanceLoss.toFixed(4)})` : ''} lr ${e.lr.toExponential(2)} |g| ${e.gradNorm.toFixed(3)}${val}${e.lrHalved ? ` — ${e.lrHalved}` : ''}`);
+    });
+    if (typeof args.flags.out === 'string') {
+      const out = resolve(args.flags.out);
+      await mkdir(out, { recursive: true });
+      if (f.mode === 'lora') {
+        await writeFile(resolve(out, 'adapter_config.json'), JSON.stringify(peftConfig(trainer.lora!, dir), null, 2));
+        await writeFile(resolve(out, 'adapter_model.safetensors'), encodeSafetensors(await peftTensors(ctx.device, trainer.lora!), { format: 'pt' }));
+      } else {
+        const tensors = await exportWeights(ctx.device, ck.spec, ck.slots, weights, f.mode);
+        await writeFile(resolve(out, 'model.safetensors'), encodeSafetensors(tensors, { format: 'pt' }));
+      }
+      log(`wrote the trained ${f.mode === 'lora' ? 'adapter' : 'tensors'} to ${out}`);
+    }
+    trainer.destroy();
+    if (args.flags.json) {
+      const { losses: _l, val_losses: _v, ...rest } = summary;
+      void _l;
+      void _v;
+      console.log(JSON.stringify(rest));
+    } else console.log(`loss ${summary.loss_first.toFixed(4)} → ${summary.loss_last.toFixed(4)} in ${summary.steps} steps; best validation ${summary.val_loss_best?.toFixed(4) ?? '—'}; lr halvings ${summary.lr_halvings}; cold experts ${summary.cold_experts}, dead ${summary.dead_experts}${summary.stopped_early ? '; stopped early' : ''}`);
     return 0;
   },
   async selftest(ctx, args) {
