@@ -15,6 +15,7 @@ import type { WeightSlot } from '../../src/engine/model/spec';
 import { destroyWeights, uploadWeights } from '../../src/engine/model/weights';
 import { TrainGraph } from '../../src/engine/train/graph';
 import { uploadEmbeddingGradPlan } from '../../src/engine/train/ops/embedding';
+import { createLora, destroyLora, readLora } from '../../src/engine/train/lora';
 import { readSlotGrads, trainables } from '../../src/engine/train/params';
 import { IGNORE_INDEX } from '../../src/engine/train/ref';
 import { gpuKernels } from './device';
@@ -133,6 +134,73 @@ describe('model backward vs PyTorch autograd (full fine-tune, f32)', () => {
       expect(dLogit).toBeLessThanOrEqual(LOGIT_TOL);
       graph.destroy();
       set.destroy();
+      destroyWeights(weights);
+    });
+  }
+
+  // LoRA with B = 0 (its start) leaves the model unchanged, so PyTorch's gradients still apply:
+  // dB = (α/r)·dW·Aᵀ with dW the base projection's gradient, and dA = 0. Checked on a head-norm
+  // (qwen3) and a full-norm (olmoe) fixture, all four target modules. Router mode must give the
+  // routers exactly the full-mode gradients (the same backward, with everything else frozen).
+  for (const name of fixtures.filter((f) => f.startsWith('qwen3') || f.startsWith('olmoe'))) {
+    it(`${name}: LoRA (q, k, v, o) and router-only gradients`, async () => {
+      const k = await gpuKernels();
+      const dir = join(ROOT, name);
+      const ck = await openCheckpoint(await folderSources(dir), k.device.limits);
+      const weights = await uploadWeights(k.device, ck.spec, ck.slots, ck.reader);
+      const ids = (JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8')) as { input_ids: number[] }).input_ids;
+      const ref = readSafetensors(join(ROOT, 'grads', `${name}.safetensors`));
+      const lora = createLora(k.device, ck.spec, { rank: 4, alpha: 8, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'], seed: 3 });
+      const run = async (mode: 'lora' | 'router') => {
+        const graph = new TrainGraph(k, ck.spec, weights, { maxTokens: ids.length, lora: mode === 'lora' ? lora : null });
+        const set = trainables(k.device, ck.spec, weights, mode, lora);
+        graph.writeSequence(ids, [...ids.slice(1), IGNORE_INDEX]);
+        const enc = k.device.createCommandEncoder();
+        for (const b of set.gradBuffers) enc.clearBuffer(b);
+        graph.encodeForward(enc);
+        graph.encodeLoss(enc);
+        graph.encodeBackward(enc, set.grads);
+        submitEncoder(k.device, enc);
+        return { graph, set };
+      };
+      const { graph, set } = await run('lora');
+      const host = await readLora(k.device, lora);
+      const gradsHost = await Promise.all(lora.layers.map(async (m) => Object.fromEntries(await Promise.all(Object.entries(m).map(async ([mod, p]) => [mod, { gA: await readF32(k.device, p!.gA, p!.rank * p!.inDim), gB: await readF32(k.device, p!.gB, p!.outDim * p!.rank) }] as const)))));
+      let worst = 0;
+      host.forEach((m, l) => {
+        for (const [mod, p] of Object.entries(m)) {
+          const dW = ref.get(`model.layers.${l}.self_attn.${mod}.weight`)!.data;
+          const want = new Float32Array(p!.outDim * p!.rank);
+          for (let i = 0; i < p!.outDim; i++) for (let j = 0; j < p!.rank; j++) {
+            let acc = 0;
+            for (let c = 0; c < p!.inDim; c++) acc += dW[i * p!.inDim + c]! * p!.A[j * p!.inDim + c]!;
+            want[i * p!.rank + j] = lora.scale * acc;
+          }
+          const got = gradsHost[l]![mod]!;
+          const maxRef = Math.max(1, ...want.map(Math.abs));
+          const rel = Math.max(...want.map((v, i) => Math.abs(v - got.gB[i]!))) / maxRef;
+          worst = Math.max(worst, rel);
+          expect(rel, `L${l} ${mod} lora_B`).toBeLessThanOrEqual(GRAD_TOL);
+          expect(Math.max(...got.gA.map(Math.abs)), `L${l} ${mod} lora_A`).toBe(0);
+        }
+      });
+      graph.destroy();
+      set.destroy();
+      const r = await run('router');
+      const ours = await readSlotGrads(k.device, ck.spec, ck.slots, r.set.grads);
+      const routers = ck.slots.filter((s) => s.name.endsWith('.router'));
+      expect(ours.size).toBe(routers.length);
+      for (const slot of routers) {
+        const want = expectedFor(ck.spec.arch, slot, ref);
+        const got = ours.get(slot.name)!;
+        const rel = Math.max(...want.map((v, i) => Math.abs(v - got[i]!))) / Math.max(1, ...want.map(Math.abs));
+        worst = Math.max(worst, rel);
+        expect(rel, slot.name).toBeLessThanOrEqual(GRAD_TOL);
+      }
+      console.log(`${name}: LoRA dB and router-only gradients, worst max|Δ|/max(1,max|g|) ${worst.toExponential(2)}`);
+      r.graph.destroy();
+      r.set.destroy();
+      destroyLora(lora);
       destroyWeights(weights);
     });
   }
