@@ -14,10 +14,13 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../../src/engine/io/checkpoint';
+import { planFileBlocks } from '../../src/engine/io/gguf-file-blocks';
+import type { GgufCheckpoint } from '../../src/engine/io/gguf-reader';
 import { folderSources } from '../../src/engine/io/node-source';
 import { SafetensorsCheckpoint } from '../../src/engine/io/safetensors';
 import { memorySource } from '../../src/engine/io/source';
 import { MoeModel } from '../../src/engine/model/model';
+import type { WeightSlot } from '../../src/engine/model/spec';
 import { uploadWeights } from '../../src/engine/model/weights';
 import { createMoeScratch, encodeExperts } from '../../src/engine/moe/experts';
 import { encodeMatmul } from '../../src/engine/ops/matmul';
@@ -27,6 +30,7 @@ import type { GgmlFormat } from '../../src/engine/quant/pack';
 import { uploadGgml } from '../../src/engine/quant/weight';
 import { expertsRef, matmulRef, routeRef } from '../../src/engine/ref/ops';
 import { maxAbsDiff, randomF32, rng } from '../../src/engine/ref/random';
+import { SYNTHETIC, syntheticTensors } from '../unit/io/gguf_synthetic';
 import { hfToGguf, type HfTensors } from '../unit/io/gguf_writer';
 import { bf16Bits, f16Bits } from '../unit/io/safetensors_writer';
 import { gpuKernels } from './device';
@@ -250,18 +254,16 @@ async function ggufOf(name: string, type: number, perExpert = false): Promise<Ui
 }
 
 describe('GGUF checkpoints with their file blocks on the GPU vs the same file dequantised to f32 on load', () => {
-  // Q/K un-permutation (mixtral: llama arch), per-expert tensors, a shared expert (qwen2_moe), rope
+  // Q/K un-permutation (mixtral: llama arch) from per-expert tensors, a shared expert (qwen2_moe), rope
   // rows de-interleaved and latent attention (deepseek), a tied head (olmoe). Rows that are not
   // whole 32-blocks (the experts' K = 12, 16, 24 here) were written as F16 and keep those blocks.
   // The adapter's kernels (SwiftShader: the per-column variants, which read wv()) and the GPU ones
   // (main8, which reads wdot8() and sums in another order).
   const cases: Array<[string, number, boolean, 'gpu' | undefined]> = [
-    ['mixtral_e4k2_legacy', GGML.Q8_0, false, undefined],
     ['mixtral_e4k2_legacy', GGML.Q4_0, true, undefined],
     ['qwen2_moe_e8k2_shared', GGML.Q4_0, false, undefined],
     ['qwen2_moe_e8k2_shared', GGML.Q8_0, false, 'gpu'],
     ['olmoe_e8k2_tied', GGML.Q8_0, false, undefined],
-    ['deepseek_v3_e16k4_g4_yarn', GGML.Q8_0, false, undefined],
     ['deepseek_v3_e16k4_g4_yarn', GGML.Q4_0, false, 'gpu'],
   ];
   for (const [name, type, perExpert, profile] of cases) {
@@ -293,4 +295,72 @@ describe('GGUF checkpoints with their file blocks on the GPU vs the same file de
       expect(err).toBeLessThanOrEqual(1e-4);
     });
   }
+});
+
+/** Logits of `ids` (prefill, then the last token again as a decode step) from the file loaded with and without its blocks kept. */
+async function bothWays(k: Awaited<ReturnType<typeof gpuKernels>>, file: Uint8Array, name: string, ids: number[]) {
+  const ck = await openCheckpoint([memorySource(`${name}.gguf`, file)], k.device.limits);
+  const run = async (keepFileBlocks: boolean) => {
+    const weights = await uploadWeights(k.device, ck.spec, ck.slots, ck.reader, { keepFileBlocks });
+    const model = new MoeModel(k, ck.spec, weights, { contextLength: 64, chunkTokens: 32 });
+    const prefill = (await model.forward(ids, { allLogits: true })).logits;
+    model.reset();
+    await model.forward(ids.slice(0, -1));
+    const decode = (await model.forward(ids.slice(-1), { allLogits: true })).logits;
+    model.destroy();
+    return { logits: Float32Array.from([...prefill, ...decode]), weights };
+  };
+  return { ck, f32: await run(false), blocks: await run(true) };
+}
+
+describe('synthetic 256-wide checkpoints as Q4_K, Q6_K and mixed GGUF files', () => {
+  const ids = [3, 17, 42, 5, 88, 61];
+  // Mixed as llama-quantize's Q4_K_M mixes: attn_v and ffn_down Q6_K, the rest Q4_K; the head BF16.
+  const mixed = (hf: string) => (/v_proj|down_proj|w2/.test(hf) ? GGML.Q6_K : hf === 'lm_head.weight' ? GGML.BF16 : undefined);
+  const cases: Array<[string, number, ((hf: string) => number | undefined) | undefined, 'gpu' | undefined]> = [
+    ['mixtral', GGML.Q4_K, undefined, undefined],
+    ['qwen3_moe', GGML.Q4_K, mixed, 'gpu'],
+  ];
+  for (const [arch, type, typeFor, profile] of cases) {
+    it(`${arch} ${type === GGML.Q4_K ? 'Q4_K' : 'Q6_K'}${typeFor ? ' mixed with Q6_K and BF16' : ''}${profile ? ` (${profile} kernels)` : ''}: same logits as dequantised to f32`, async () => {
+      const k = await gpuKernels(profile);
+      const config = SYNTHETIC[arch]!;
+      const file = hfToGguf(config, syntheticTensors(config, 7), { type, typeFor }).bytes;
+      const { ck, f32: plain, blocks } = await bothWays(k, file, arch, ids);
+      const l = blocks.weights.layers[ck.spec.layers.findIndex((x) => x.mlp === 'moe')]!;
+      if (typeFor) {
+        // q/k (Q4_K) and v (Q6_K) cannot be stacked as blocks: they fall back to f32 together.
+        expect([l.qkv?.format, l.expertsGateUp?.format, l.expertsDown?.format]).toEqual(['f32', 'q4_k', 'q6_k']);
+        expect('format' in blocks.weights.lmHead && blocks.weights.lmHead.format).toBe('bf16');
+      } else {
+        const want = type === GGML.Q4_K ? 'q4_k' : 'q6_k';
+        expect([l.qkv?.format, l.o.format, l.expertsGateUp?.format, l.expertsDown?.format]).toEqual([want, want, want, want]);
+      }
+      expect(blocks.weights.bytes).toBeLessThan(plain.weights.bytes / 2);
+      const err = maxAbsDiff(blocks.logits, plain.logits);
+      console.log(`synthetic ${arch}${typeFor ? ' mixed' : ''} ${type === GGML.Q4_K ? 'Q4_K' : 'Q6_K'}${profile ? ` ${profile}` : ''}: max |Δlogit| ${err.toExponential(2)} (logits up to ${maxAbs(plain.logits).toFixed(2)}), weights ${(blocks.weights.bytes / 2 ** 20).toFixed(2)} MiB vs ${(plain.weights.bytes / 2 ** 20).toFixed(2)} MiB f32`);
+      expect(err).toBeLessThanOrEqual(1e-4);
+    });
+  }
+
+  it('a safetensors checkpoint cannot keep file blocks; a slot whose assembly mixes rows does not', async () => {
+    const k = await gpuKernels();
+    const st = await openCheckpoint(await folderSources(join(ROOT, 'olmoe_e8k2_tied')), k.device.limits);
+    await expect(uploadWeights(k.device, st.spec, st.slots, st.reader, { keepFileBlocks: true })).rejects.toThrow(/needs a GGUF checkpoint/);
+    const ck = await openCheckpoint([memorySource('o.gguf', await ggufOf('olmoe_e8k2_tied', GGML.Q8_0))], k.device.limits);
+    const o = ck.slots.find((x) => x.name === 'L0.o')!;
+    const [R, C] = o.shape as [number, number];
+    // The same tensor transposed on load (R = C here): no longer rows of the file.
+    const transposed: WeightSlot = {
+      ...o,
+      async load(r) {
+        const d = await o.load(r);
+        return Float32Array.from({ length: R * C }, (_, i) => d[(i % C) * C + Math.floor(i / C)]!);
+      },
+    };
+    expect(R).toBe(C);
+    expect((await planFileBlocks([o], ck.reader as GgufCheckpoint)).get(o.name)?.format).toBe('q8_0');
+    const alone = await planFileBlocks([transposed], ck.reader as GgufCheckpoint);
+    expect(alone.size).toBe(0);
+  });
 });

@@ -314,6 +314,8 @@ export interface TokenizerMeta {
 export interface ConvertOptions {
   /** Type for matrices (2-D and up, routers excepted). */
   type: number;
+  /** Per HF tensor, a type other than `type` (mixed files, as llama-quantize's Q4_K_M writes attn_v as Q6_K). */
+  typeFor?: (hfName: string) => number | undefined;
   tokenizer?: TokenizerMeta;
   /** Mixtral only: one tensor per expert (blk.N.ffn_gate.E.weight), as llama.cpp wrote before 2024. */
   perExpert?: boolean;
@@ -428,7 +430,7 @@ export function hfToGguf(config: Record<string, unknown>, tensors: HfTensors, op
   for (const [name, t] of tensors) {
     if (tie && name === 'lm_head.weight') continue;
     const isRouter = /\.(mlp\.gate|block_sparse_moe\.gate|block_sparse_moe\.router\.layer|mlp\.shared_expert_gate)\.weight$/.test(name);
-    const e = encode(t.data, t.shape, opts.type, t.shape.length === 1 || isRouter);
+    const e = encode(t.data, t.shape, opts.typeFor?.(name) ?? opts.type, t.shape.length === 1 || isRouter);
     recon.set(name, { shape: t.shape, data: e.recon });
     const layer = /^model\.layers\.(\d+)\./.exec(name)?.[1];
     const ex = /\.experts\.(\d+)\.(gate_proj|up_proj|down_proj|w1|w3|w2)\.weight$/.exec(name);
