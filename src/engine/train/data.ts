@@ -60,6 +60,7 @@ export interface TrainTokenizer {
 /**
  * One training sequence. `labels[t]` is the target of position t, already shifted: the id at t + 1
  * when that token is learned, else IGNORE_INDEX (−100) — it goes to the cross-entropy as is.
+ * The windows of one document are views into shared buffers: read them, do not write to them.
  */
 export interface TrainExample {
   ids: Uint32Array;
@@ -266,10 +267,14 @@ export function tokenizeRecords(records: readonly TrainRecord[], tok: TrainToken
       // (each window's last token is the next one's first, so every token is a target once).
       const ids = tokenizerCall(r.line, () => tok.encode(r.text));
       if (r.eos && eos !== undefined) ids.push(eos);
+      // Every window is a view into one copy of the ids and one of the labels (the same ids, shifted
+      // by one): a long text at a short window makes ~one example per token, and copying each
+      // doubled the time of loading (measured: 63 k examples, 0.25 s of 0.45 s).
+      const all = Uint32Array.from(ids), next = Int32Array.from(ids);
       let made = 0;
       for (let s = 0; s + 1 < ids.length; s += seqLen) {
-        const w = ids.slice(s, s + seqLen + 1);
-        push({ ids: Uint32Array.from(w.slice(0, -1)), labels: Int32Array.from(w.slice(1)), line: r.line });
+        const e = Math.min(ids.length - 1, s + seqLen);
+        push({ ids: all.subarray(s, e), labels: next.subarray(s + 1, e + 1), line: r.line });
         made++;
       }
       if (!made) stats.dropped++;
