@@ -8,6 +8,7 @@ const MiB = 2 ** 20;
 /** Which model is loaded, loading progress, and the ways to load another. */
 export function ModelPanel({ engine }: { engine: EngineActions }) {
   const { status, progress, model, error, loadMs, weights } = useModelStore();
+  const ggufLoaded = model !== null && /\.gguf$/i.test(model.name);
   const [url, setUrl] = useState('');
   const [dragging, setDragging] = useState(false);
   const onDrop = (e: DragEvent) => {
@@ -48,7 +49,7 @@ export function ModelPanel({ engine }: { engine: EngineActions }) {
           <dd>
             {(model.parameters / 1e6).toFixed(2)} M parameters ·{' '}
             {model.backend === 'onnxruntime-web' ? `${(model.gpuBytes / MiB).toFixed(1)} MiB .onnx file` : `${(model.gpuBytes / MiB).toFixed(1)} MiB on the GPU`}
-            {model.weights.format !== 'f32' ? ` (${model.weights.format}, group ${model.weights.group})` : ' (f32)'} · context {model.contextLength}
+            {model.weights.keepFileBlocks ? ' (as in the GGUF file)' : model.weights.format !== 'f32' ? ` (${model.weights.format}, group ${model.weights.group})` : ' (f32)'} · context {model.contextLength}
           </dd>
           {model.kvCache && (
             <>
@@ -108,8 +109,9 @@ export function ModelPanel({ engine }: { engine: EngineActions }) {
           weights{' '}
           <select
             data-testid="weight-format"
-            value={`${weights.format}:${weights.group}`}
+            value={weights.keepFileBlocks ? 'gguf' : `${weights.format}:${weights.group}`}
             onChange={(e) => {
+              if (e.target.value === 'gguf') return useModelStore.setState({ weights: { format: 'f32', group: 32, keepFileBlocks: true } });
               const [format, group] = e.target.value.split(':') as ['f32' | 'int8' | 'int4', string];
               useModelStore.setState({ weights: { format, group: group === '128' ? 128 : 32 } });
             }}
@@ -119,6 +121,12 @@ export function ModelPanel({ engine }: { engine: EngineActions }) {
             <option value="int8:128">int8 (group 128)</option>
             <option value="int4:32">int4 (group 32)</option>
             <option value="int4:128">int4 (group 128)</option>
+            {/* Only GGUF files have blocks to keep: offered once one is loaded (load it again with this). */}
+            {(ggufLoaded || weights.keepFileBlocks) && (
+              <option value="gguf" title="Q8_0, Q4_K, … blocks as in the file, dequantised inside the matmul kernels; matrices in other types as f32">
+                as in the GGUF file
+              </option>
+            )}
           </select>
         </label>
         <button onClick={() => engine.load({ kind: 'demo' })} disabled={status === 'loading'}>

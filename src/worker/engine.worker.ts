@@ -5,17 +5,19 @@ import { kernelsFor, type Kernels } from '../engine/gpu/kernels';
 import { catchOom, isOutOfMemory } from '../engine/gpu/oom';
 import { bufferStats, trackBuffers } from '../engine/gpu/tracker';
 import { openCheckpoint } from '../engine/io/checkpoint';
+import { isGgufReader } from '../engine/io/gguf-file-blocks';
 import { blobSource, fetchBytes, memorySource, type ByteSource } from '../engine/io/source';
 import type { HfTokenizer } from '../engine/io/tokenizer';
 import { expandedKvBytesPerToken, kvBytesPerToken } from '../engine/model/shapes';
 import { checkFits, formatBytes, type DeviceBudget } from '../engine/model/budget';
 import { MoeModel, type RoutingRecord } from '../engine/model/model';
 import { defaultRouter, type RouterConfig } from '../engine/moe/router';
-import { uploadWeights, destroyWeights } from '../engine/model/weights';
+import { destroyWeights, fileBlockPlan, uploadWeights } from '../engine/model/weights';
 import { runSelfTest } from '../engine/selftest';
 import { cachedDownload, opfsQuantCache } from './opfs-cache';
 import { chat, type SessionEvent } from '../engine/session';
 import { serial } from './serial';
+import { runTraining, TrainControl } from './train';
 import { checkModelUrl } from '../preset/model-url';
 import type { ModelSource, ModelSummary, RoutingPayload, WeightChoice, WorkerEvent, WorkerRequest } from './protocol';
 import type { OrtDecoder } from '../engine/onnx/ort-backend';
@@ -290,12 +292,16 @@ async function load(source: ModelSource, choice: WeightChoice, restore?: RouterC
     // No per-slot f32 limit here: checkFits sizes every buffer in the chosen format.
     const ck = await openCheckpoint(files);
     const contextLength = Math.min(ck.spec.maxPositions, KV_CONTEXT);
-    checkFits(ck.spec, ck.slots, choice, budgetOf(device), contextLength);
+    // "As in the GGUF file": which matrices keep their blocks decides the size, so plan first.
+    const kept = choice.keepFileBlocks && isGgufReader(ck.reader) ? await fileBlockPlan(ck.spec, ck.slots, ck.reader) : undefined;
+    checkFits(ck.spec, ck.slots, { ...choice, kept }, budgetOf(device), contextLength);
     const stats = { hits: 0 };
     const cache = choice.format === 'f32' ? undefined : await opfsQuantCache(`${key}|${choice.format}|${choice.group}`, stats);
     const weights = await uploadWeights(device, ck.spec, ck.slots, ck.reader, {
       format: choice.format,
       group: choice.group,
+      keepFileBlocks: kept !== undefined,
+      fileBlockPlan: kept,
       cache,
       onProgress: (done, total, slot) => post({ type: 'load-progress', stage: choice.format === 'f32' ? 'upload' : 'quantize', done, total, detail: slot }),
       signal,
@@ -332,7 +338,8 @@ async function load(source: ModelSource, choice: WeightChoice, restore?: RouterC
       contextLength: m.contextLength,
       parameters: ck.parameters,
       gpuBytes: weights.bytes,
-      weights: choice,
+      // What was done: keeping blocks applies to GGUF files only.
+      weights: { ...choice, keepFileBlocks: kept !== undefined },
       fromCache: { files: cachedFiles, matrices: stats.hits },
       hasTokenizer: ck.tokenizer !== null,
       hasChatTemplate: ck.tokenizer?.hasChatTemplate ?? false,
@@ -495,6 +502,29 @@ function postSessionEvent(ev: SessionEvent, contextLength: number): void {
   } else post(ev);
 }
 
+/** The fine-tuning run in progress (train.ts), if any. */
+let training: TrainControl | null = null;
+
+async function startTraining(req: Extract<WorkerRequest, { type: 'train-start' }>): Promise<void> {
+  if (training) return post({ type: 'train-error', message: 'A training run is already going: stop it first.' });
+  const l = loaded;
+  if (!l) return post({ type: 'train-error', message: 'Load a model before training it.' });
+  if (l.backend !== 'webgpu-kernels') return post({ type: 'train-error', message: 'Training runs on our own kernels: an ONNX graph cannot be fine-tuned here. Load the checkpoint itself.' });
+  if (!l.tokenizer) return post({ type: 'train-error', message: 'This checkpoint has no tokenizer.json: training data cannot be tokenized.' });
+  const tok = l.tokenizer;
+  const ctl = new TrainControl();
+  training = ctl;
+  running?.abort();
+  try {
+    await gpuTask(() => runTraining(l.model, tok, req.data, req.settings, ctl, post));
+  } catch (e) {
+    post({ type: 'train-error', message: isOutOfMemory(e) ? `${errorText(e)}. Training needs more GPU memory than is free: a shorter window (seqLen) or router-only mode needs less.` : errorText(e) });
+  } finally {
+    training = null;
+    postMemory();
+  }
+}
+
 async function runChat(req: Extract<WorkerRequest, { type: 'chat' }>): Promise<void> {
   if (!loaded) throw new Error('No model is loaded yet.');
   running?.abort();
@@ -614,6 +644,15 @@ async function handle(req: WorkerRequest): Promise<void> {
       } catch (e) {
         post({ type: 'router-error', message: e instanceof Error ? e.message : String(e) });
       }
+      return;
+    case 'train-start':
+      return startTraining(req);
+    case 'train-pause':
+      training?.pause(req.paused);
+      if (training) post({ type: 'train-paused', paused: req.paused });
+      return;
+    case 'train-stop':
+      training?.stop();
       return;
     case 'gpu-memory':
       return postMemory();

@@ -3,8 +3,11 @@ import type { GpuInfo } from '../engine/gpu/device';
 import type { SamplingParams } from '../engine/model/sampling';
 import type { RoutingRecord } from '../engine/model/model';
 import type { RouterConfig } from '../engine/moe/router';
-import type { WeightFormat } from '../engine/quant/pack';
+import type { QuantFormat } from '../engine/quant/pack';
 import type { SelfTestResult } from '../engine/selftest';
+import type { StepEvent, TrainSummary } from '../engine/train/trainer';
+import type { BalancePreset } from '../engine/train/losses';
+import type { TrainMode } from '../engine/train/params';
 
 /** Where a model comes from. */
 export type ModelSource =
@@ -15,14 +18,58 @@ export type ModelSource =
 
 /** How attention and expert matrices are stored on the GPU. */
 export interface WeightChoice {
-  format: WeightFormat;
+  format: 'f32' | QuantFormat;
   /** Group size for int8/int4. */
   group: 32 | 128;
+  /**
+   * GGUF files: keep attention and expert matrices in the file's own formats (F16, BF16, Q8_0,
+   * Q4_0, Q4_K, Q6_K blocks, dequantised in the kernels); `format` is then for the others. Ignored
+   * for other checkpoints.
+   */
+  keepFileBlocks?: boolean;
 }
 
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant';
   content: string;
+}
+
+/** A fine-tuning run as the Train panel sets it up (engine/train/* does the work). */
+export interface TrainSettings {
+  mode: TrainMode;
+  steps: number;
+  /** Peak learning rate; warmup steps; the cosine floor as a fraction of the peak. */
+  lr: number;
+  warmupSteps: number;
+  minLrRatio: number;
+  /** Tokens per training example (window). */
+  seqLen: number;
+  /** Examples per optimizer step (gradient accumulation). */
+  accumulate: number;
+  /** Share of the examples held out for validation; validate every N steps; stop after `patience` checks without improvement. */
+  valFraction: number;
+  valEvery: number;
+  patience: number;
+  balance: BalancePreset;
+  /** λ of the balance loss (switch/sqdev/kl) or γ of the aux-free bias step. */
+  balanceWeight: number;
+  loraRank: number;
+  loraAlpha: number;
+  seed: number;
+}
+
+/** The panel's starting settings: a short router-only run with the Switch balance loss. */
+export const TRAIN_DEFAULTS: TrainSettings = {
+  mode: 'router', steps: 60, lr: 1e-3, warmupSteps: 5, minLrRatio: 0.1, seqLen: 64, accumulate: 1,
+  valFraction: 0.1, valEvery: 10, patience: 3, balance: 'switch', balanceWeight: 0.01, loraRank: 16, loraAlpha: 32, seed: 0,
+};
+
+export interface TrainData {
+  /** Pasted or dropped text: plain text, or JSONL ({"messages": …}, {"text": …}, {"prompt", "completion"}). */
+  text: string;
+  format: 'auto' | 'text' | 'jsonl';
+  /** Where it came from, for messages (a file name, or "pasted text"). */
+  name: string;
 }
 
 export type WorkerRequest =
@@ -37,6 +84,12 @@ export type WorkerRequest =
   | { type: 'router'; router: RouterConfig }
   /** The same conversation under two router presets, one after the other (greedy settings as given). */
   | { type: 'compare'; messages: ChatMessage[]; sampling: SamplingParams; maxNewTokens: number; a: RouterConfig; b: RouterConfig }
+  /** Fine-tunes the loaded model in the tab; the chat uses the result afterwards. */
+  | { type: 'train-start'; data: TrainData; settings: TrainSettings }
+  /** Holds the run between steps (true) or lets it go on (false). */
+  | { type: 'train-pause'; paused: boolean }
+  /** Ends the run after the current step; what was learned so far is kept. */
+  | { type: 'train-stop' }
   /** Asks for a 'gpu-memory' event. */
   | { type: 'gpu-memory' }
   /** Test only (init with debug): destroys the device as a driver reset would, to exercise recovery. */
@@ -113,4 +166,11 @@ export type WorkerEvent =
   /** Routing of the tokens at positions start … start+routing.tokens−1 (arrives once they are fed). */
   | { type: 'routing'; start: number; routing: RoutingPayload }
   | { type: 'done'; reason: 'stop-token' | 'max-tokens' | 'stopped' | 'context-full'; tokens: number; ttftMs: number; tokensPerSecond: number }
+  | { type: 'train-started'; trainExamples: number; valExamples: number; tokens: number; format: 'text' | 'jsonl'; moeLayers: number[] }
+  /** One optimizer step (its routing, monitor record, loss, lr; validation loss on validation steps). */
+  | { type: 'train-step'; step: StepEvent }
+  | { type: 'train-paused'; paused: boolean }
+  /** The run ended: `reason` why; the model now in use carries what it learned. */
+  | { type: 'train-done'; summary: TrainSummary; reason: 'finished' | 'early-stop' | 'stopped' }
+  | { type: 'train-error'; message: string }
   | { type: 'error'; request: WorkerRequest['type']; message: string };

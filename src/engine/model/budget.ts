@@ -4,6 +4,7 @@
  * against the adapter's per-buffer limits, and the whole against the memory the device reports,
  * when it reports any. A refusal says how big the model is and which weight format would fit.
  */
+import type { FileBlockPlan } from '../io/gguf-file-blocks';
 import type { WeightFormat } from '../quant/pack';
 import type { ModelSpec, WeightSlot } from './spec';
 import { attentionKeyDim, kvBytesPerToken } from './shapes';
@@ -12,6 +13,8 @@ import { storedSlotBytes } from './weights';
 export interface StorageChoice {
   format: WeightFormat;
   group: number;
+  /** GGUF: the slots kept as the file's blocks (model/weights.ts fileBlockPlan); `format` is for the rest. */
+  kept?: FileBlockPlan;
 }
 
 export interface DeviceBudget {
@@ -46,7 +49,8 @@ export const CHOICES: readonly StorageChoice[] = [
 ];
 
 export function describeChoice(c: StorageChoice): string {
-  return c.format === 'f32' ? 'f32' : `${c.format} (group ${c.group})`;
+  const rest = c.format === 'f32' ? 'f32' : `${c.format} (group ${c.group})`;
+  return c.kept ? `the GGUF file's own formats (others ${rest})` : rest;
 }
 
 export function formatBytes(n: number): string {
@@ -64,7 +68,7 @@ export function footprint(spec: ModelSpec, slots: WeightSlot[], choice: StorageC
   let weights = 0;
   let largest = { what: '', bytes: 0 };
   for (const slot of slots) {
-    const b = storedSlotBytes(spec, slot, choice.format, choice.group);
+    const b = storedSlotBytes(spec, slot, choice.format, choice.group, choice.kept);
     weights += b.total;
     if (b.largest > largest.bytes) largest = { what: `weight ${slot.name}`, bytes: b.largest };
   }
@@ -112,7 +116,7 @@ export function checkFits(spec: ModelSpec, slots: WeightSlot[], choice: StorageC
   const why = whyNot(f, budget);
   if (!why) return f;
   const head = `This checkpoint needs ${formatBytes(f.total)} on the GPU as ${describeChoice(choice)} (weights ${formatBytes(f.weights)}, KV cache and working buffers ${formatBytes(f.runtime)}): ${why}.`;
-  const others = CHOICES.filter((c) => c.format !== choice.format || c.group !== choice.group).map((c) => footprint(spec, slots, c, contextLength, chunkTokens));
+  const others = CHOICES.filter((c) => c.format !== choice.format || c.group !== choice.group || choice.kept).map((c) => footprint(spec, slots, c, contextLength, chunkTokens));
   const ok = others.filter((o) => !whyNot(o, budget)).sort((a, b) => b.total - a.total);
   if (ok.length) {
     const best = ok[0]!;

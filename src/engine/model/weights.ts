@@ -57,6 +57,8 @@ export interface UploadOptions {
    * embeddings are dequantised to f32 on load as always.
    */
   keepFileBlocks?: boolean;
+  /** With keepFileBlocks: the plan already made for sizing (fileBlockPlan), so it is not made twice. */
+  fileBlockPlan?: FileBlockPlan;
   /** Group size along K for int8/int4 (32 or 128). */
   group?: number;
   /** Stops between slots; what was uploaded is freed. */
@@ -141,7 +143,7 @@ export async function uploadWeights(device: GPUDevice, spec: ModelSpec, slots: W
     if (!isGgufReader(reader)) throw new Error('Keeping the file\'s blocks needs a GGUF checkpoint');
     // Presence and shapes first: planning loads each slot's row layout, which needs both right.
     validateSlots(slots, reader, { maxStorageBufferBindingSize: Infinity });
-    kept = await fileBlockPlan(spec, slots, reader);
+    kept = opts.fileBlockPlan ?? (await fileBlockPlan(spec, slots, reader));
   }
   validateSlots(slots, reader, device.limits, (slot) => storedSlotBytes(spec, slot, format, group, kept).largest);
   const bufs = new Map<SlotName, GPUBuffer>();
