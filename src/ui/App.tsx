@@ -10,6 +10,7 @@ import { RouterPanel } from './RouterPanel';
 import { useRouterStore } from '../state/routerStore';
 import { SelfTestPanel } from './SelfTestPanel';
 import { TokenInspector } from './TokenInspector';
+import { TrainPanel } from './TrainPanel';
 import { useEngine } from './useEngine';
 
 /** A stable empty list: a selector returning a fresh [] would re-render forever. */
@@ -51,6 +52,7 @@ export function App() {
           <ChatPanel engine={engine} />
           <TokenInspector />
           <ComparePanel engine={engine} />
+          <TrainPanel engine={engine} />
         </div>
         <div className="col">
           <section className="card" aria-labelledby="routing-title">

@@ -4,18 +4,23 @@ import { setNotice, useEngineStore } from '../state/engineStore';
 import { indexedDbStore, readRecord, unusable, writeRecord, type KeyValue, type RecordKey, type RouterRecord } from '../state/persist';
 import { useModelStore } from '../state/modelStore';
 import { useRouterStore } from '../state/routerStore';
+import { useTrainStore } from '../state/trainStore';
 import { useCompareStore } from '../state/compareStore';
 import { useSettingsStore } from '../state/settingsStore';
 import type { RouterConfig } from '../engine/moe/router';
 import { decodePreset, encodePreset, type ModelRef } from '../preset/preset';
 import { startEngineWorker, type EngineClient } from '../worker/client';
-import type { ChatMessage, ModelSource, ModelSummary, WorkerEvent } from '../worker/protocol';
+import type { ChatMessage, ModelSource, ModelSummary, TrainData, WorkerEvent } from '../worker/protocol';
 
 export interface EngineActions {
   load(source: ModelSource): void;
   /** Answers the question about a link's model from another origin: load it (with the link's knobs) or not. */
   confirmLinkModel(load: boolean): void;
   cancelLoad(): void;
+  /** Fine-tunes the loaded model on `data` with the Train panel's settings. */
+  train(data: TrainData): void;
+  pauseTraining(paused: boolean): void;
+  stopTraining(): void;
   /** Changes router knobs (merged over the current ones); applied from the next token. */
   setRouter(patch: Partial<RouterConfig>): void;
   /** Runs the conversation up to its last user message under presets A and B. */
@@ -96,6 +101,16 @@ function route(e: WorkerEvent, client: EngineClient): void {
         [e.side]: { ...s[e.side], result: { text: e.text, counts: e.counts, layers: e.layers, tokens: e.tokens } },
         running: e.side === 'a',
       }));
+    case 'train-started':
+      return useTrainStore.setState({ status: 'running', info: { trainExamples: e.trainExamples, valExamples: e.valExamples, tokens: e.tokens, format: e.format, moeLayers: e.moeLayers } });
+    case 'train-step':
+      return useTrainStore.setState((s) => ({ steps: [...s.steps, e.step] }));
+    case 'train-paused':
+      return useTrainStore.setState((s) => ({ status: s.status === 'running' || s.status === 'paused' ? (e.paused ? 'paused' : 'running') : s.status }));
+    case 'train-done':
+      return useTrainStore.setState({ status: 'done', summary: e.summary, reason: e.reason });
+    case 'train-error':
+      return useTrainStore.setState({ status: 'error', error: e.message });
     case 'error':
       if (e.request === 'chat') {
         // A reply that failed before its first token leaves no empty bubble; a partial one stays.
@@ -281,6 +296,17 @@ export function useEngine(): EngineActions {
         useRouterStore.setState({ pending: c.preset });
         useModelStore.setState({ source, status: 'loading', error: null, progress: null });
         client?.send({ type: 'load', source, weights: useModelStore.getState().weights });
+      },
+      train(data) {
+        const { settings } = useTrainStore.getState();
+        useTrainStore.setState({ status: 'preparing', steps: [], summary: null, reason: null, error: null, info: null });
+        client?.send({ type: 'train-start', data, settings });
+      },
+      pauseTraining(paused) {
+        client?.send({ type: 'train-pause', paused });
+      },
+      stopTraining() {
+        client?.send({ type: 'train-stop' });
       },
       setRouter(patch) {
         const { router } = useRouterStore.getState();
