@@ -27,6 +27,7 @@ import { runSelfTest } from '../src/engine/selftest';
 import { exportOnnx } from '../src/engine/onnx/export';
 import { destroyLora, mergeLora } from '../src/engine/train/lora';
 import { readPeftAdapter, uploadAdapter } from '../src/engine/train/peft';
+import { examplesJsonl, trainingRecipe } from '../src/engine/train/recipe';
 import { loadTrainingData } from '../src/engine/train/data';
 import { peftConfig, peftTensors } from '../src/engine/train/lora';
 import { balanceLossFor, LOSS_PRESETS } from '../src/engine/train/losses';
@@ -302,7 +303,11 @@ const commands: Record<string, Command> = {
         const tensors = await exportWeights(ctx.device, ck.spec, ck.slots, weights, f.mode);
         await writeFile(resolve(out, 'model.safetensors'), encodeSafetensors(tensors, { format: 'pt' }));
       }
-      log(`wrote the trained ${f.mode === 'lora' ? 'adapter' : 'tensors'} to ${out}`);
+      // The same recipe for PyTorch + transformers (tools/train/hf_train.py): data as token ids, so nothing can tokenize differently.
+      await writeFile(resolve(out, 'train.jsonl'), examplesJsonl(data.train));
+      if (data.val.length) await writeFile(resolve(out, 'validation.jsonl'), examplesJsonl(data.val));
+      await writeFile(resolve(out, 'training_config.json'), JSON.stringify(trainingRecipe(trainer.options, dir, { train: 'train.jsonl', validation: data.val.length ? 'validation.jsonl' : null }), null, 2));
+      log(`wrote the trained ${f.mode === 'lora' ? 'adapter' : 'tensors'} and training_config.json (run it with tools/train/hf_train.py) to ${out}`);
     }
     trainer.destroy();
     if (args.flags.json) {

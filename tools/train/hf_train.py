@@ -65,6 +65,7 @@ def main():
     ap.add_argument("recipe")
     ap.add_argument("--out", required=True)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--base", default=None, help="the base model's folder here, when the recipe's path was another machine's")
     a = ap.parse_args()
     r = json.load(open(a.recipe))
     if r.get("format") != "moe-playground-training-recipe" or r.get("version") != 1:
@@ -75,7 +76,7 @@ def main():
     torch.manual_seed(r["seed"])
     rnd = random.Random(r["seed"])
     dev = torch.device(a.device)
-    model = AutoModelForCausalLM.from_pretrained(r["base_model"], attn_implementation="eager", dtype=torch.float32).to(dev)
+    model = AutoModelForCausalLM.from_pretrained(a.base or r["base_model"], attn_implementation="eager", dtype=torch.float32).to(dev)
     k = model.config.num_experts_per_tok
     model = trainable(model, r)
     params = [p for p in model.parameters() if p.requires_grad]
