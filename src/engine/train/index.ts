@@ -16,3 +16,13 @@ export { adamwStepWords, encodeAdamWStep, encodeGradNorm, gradNormPartialFloats,
 export { AdamW, ADAMW_DEFAULTS, type AdamWOptions, type OptimStats, type TrainableParam } from './optim';
 export { learningRate, validateSchedule, type LrSchedule } from './schedule';
 export { DROPPED, IGNORE_INDEX, type AdamWHyper, type CombineShared, type RouterGradOptions } from './ref';
+// The model-level pieces built on the kernels above.
+export { Trainer, TRAINER_DEFAULTS, type Sequence, type StepEvent, type TrainerOptions, type TrainSummary } from './trainer';
+export { TrainGraph } from './graph';
+export { trainables, exportWeights, encodeSafetensors, TRAIN_MODES, type TrainMode } from './params';
+export { applyLora, createLora, mergeLora, peftConfig, peftTensors, unmergeLora, LORA_DEFAULTS, type LoraAdapter, type LoraOptions } from './lora';
+export { PeftAdapterError, readPeftAdapter, uploadAdapter } from './peft';
+export { examplesJsonl, trainingRecipe, type Recipe } from './recipe';
+export { auxFreeBias, balanceLoss, balanceLossFor, LOSS_PRESETS, orthogonalityLoss, zLoss, type BalanceLoss, type BalancePreset, type LossConfig } from './losses';
+export { EarlyStopping, RoutingMonitor, type MonitorOptions, type MonitorRecord } from './monitor';
+export { loadTrainingData, TrainingDataError, type TrainExample } from './data';
