@@ -18,6 +18,7 @@ import {
   attentionBackwardRef, crossEntropyRef, DROPPED, embeddingBackwardRef, IGNORE_INDEX, linearBackwardRef, moeCombineBackwardRef,
   moeCombineRef, rmsnormBackwardRef, ropeBackwardRef, routerBackwardRef, swigluBackwardRef,
 } from '../../../src/engine/train/ref';
+import { finiteDiff } from './finite_diff';
 
 const TOL = 1e-4;
 
@@ -28,22 +29,6 @@ function dot(c: ArrayLike<number>, y: ArrayLike<number>): number {
   return s;
 }
 
-/** Central differences of the scalar `loss` with respect to every element of `x` (x is restored). */
-function finiteDiff(loss: () => number, x: Float32Array, h = 1e-2): Float64Array {
-  const g = new Float64Array(x.length);
-  for (let i = 0; i < x.length; i++) {
-    const x0 = x[i]!;
-    x[i] = x0 + h;
-    const up = x[i]!;
-    const lp = loss();
-    x[i] = x0 - h;
-    const down = x[i]!;
-    const lm = loss();
-    x[i] = x0;
-    g[i] = (lp - lm) / (up - down);
-  }
-  return g;
-}
 
 /** Fails when the analytic gradient is off the finite differences by more than tol relative to its scale. */
 function expectClose(name: string, analytic: ArrayLike<number>, fd: ArrayLike<number>, tol = TOL): void {

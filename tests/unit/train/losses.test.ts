@@ -17,22 +17,8 @@ import {
   validateLossConfig, zLoss, type BalanceLossName, type LossConfig,
 } from '../../../src/engine/train/losses';
 import { routerBackwardRef } from '../../../src/engine/train/ref';
+import { finiteDiff } from './finite_diff';
 
-function finiteDiff(loss: () => number, x: Float32Array, h: number): Float64Array {
-  const g = new Float64Array(x.length);
-  for (let i = 0; i < x.length; i++) {
-    const x0 = x[i]!;
-    x[i] = x0 + h;
-    const up = x[i]!;
-    const lp = loss();
-    x[i] = x0 - h;
-    const down = x[i]!;
-    const lm = loss();
-    x[i] = x0;
-    g[i] = (lp - lm) / (up - down);
-  }
-  return g;
-}
 
 function expectClose(name: string, analytic: ArrayLike<number>, fd: ArrayLike<number>, tol: number): void {
   expect(analytic.length).toBe(fd.length);
