@@ -24,6 +24,8 @@ export interface TrainFlags {
   mode: 'router' | 'lora' | 'full';
   steps: number;
   balance: 'switch' | 'sqdev' | 'kl' | 'auxfree' | 'none';
+  /** λ of the balance loss, or γ of the aux-free bias step; null: the preset's (losses.ts LOSS_PRESETS). */
+  balanceWeight: number | null;
   lr: number;
   warmup: number;
   seqLen: number;
@@ -68,6 +70,7 @@ export function trainFlags(args: ParsedArgs): TrainFlags {
     mode,
     steps,
     balance: pick('balance', ['switch', 'sqdev', 'kl', 'auxfree', 'none'] as const, 'none'),
+    balanceWeight: str('balance-weight') === undefined ? null : num('balance-weight', 0, (x) => x >= 0 && x <= 100, 'a number in [0, 100]'),
     // Full fine-tuning moves every weight: a smaller default step than for the router or an adapter.
     lr: num('lr', mode === 'full' ? 3e-4 : mode === 'router' ? 1e-2 : 2e-3, (x) => x > 0 && x < 10, 'a number in (0, 10)'),
     warmup: num('warmup', Math.max(0, Math.min(10, Math.floor(steps / 10))), whole(0), 'a whole number ≥ 0'),

@@ -63,7 +63,7 @@ commands:
                        the checkpoint as an f32 ONNX decoder graph (KV cache, router_logits.{layer}
                        outputs, model facts in metadata_props) for the page's onnxruntime-web backend;
                        load it there with the checkpoint's tokenizer.json / tokenizer_config.json
-  train [--model DIR] --data FILE [--mode router|lora|full] [--steps N] [--balance switch|sqdev|kl|auxfree|none]
+  train [--model DIR] --data FILE [--mode router|lora|full] [--steps N] [--balance switch|sqdev|kl|auxfree|none] [--balance-weight λ]
         [--out DIR] [--json] [--lr X] [--seq-len N] [--accumulate N] [--val-every N] [--patience N]
         [--seed S] [--rank R] [--alpha A] [--targets q_proj,v_proj] [--quant f32|int8|int4]
                        fine-tune on a text or JSONL file (10 % held out for validation, early stop
@@ -281,7 +281,8 @@ const commands: Record<string, Command> = {
     if (!ck.tokenizer) throw new Error(`${dir} has no tokenizer.json: train needs one to read --data`);
     const data = loadTrainingData(new Uint8Array(await readFile(resolve(f.data))), ck.tokenizer, { seqLen: f.seqLen, valFraction: 0.1, seed: f.seed });
     const weights = await uploadWeights(ctx.device, ck.spec, ck.slots, ck.reader, { format: quant, group: 32 });
-    const preset = LOSS_PRESETS[f.balance];
+    const base = LOSS_PRESETS[f.balance];
+    const preset = f.balanceWeight === null ? base : f.balance === 'auxfree' ? { ...base, auxFreeRate: f.balanceWeight } : { ...base, balanceWeight: f.balanceWeight };
     const trainer = new Trainer(kernelsFor(ctx), ck.spec, weights, {
       mode: f.mode, steps: f.steps, lr: f.lr, warmupSteps: Math.min(f.warmup, f.steps), accumulate: f.accumulate, seqLen: f.seqLen,
       valEvery: f.valEvery, patience: f.patience, seed: f.seed, lora: { rank: f.rank, alpha: f.alpha, targets: f.targets },
