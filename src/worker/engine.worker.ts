@@ -264,6 +264,8 @@ async function onnxUrlSources(url: string, progress: (file: string) => (done: nu
 }
 
 let loading: AbortController | null = null;
+/** 'load' requests so far: a load aborted by a newer one (not by cancel-load) says nothing. */
+let loadRequests = 0;
 /** The load the page asked for, while it runs. */
 let requested: { source: ModelSource; weights: WeightChoice } | null = null;
 
@@ -600,15 +602,16 @@ async function handle(req: WorkerRequest): Promise<void> {
         if (!gpu) throw new Error('No GPU device: the self-test needs WebGPU.');
         post({ type: 'selftest', results: await runSelfTest(gpu.kernels) });
       });
-    case 'load':
+    case 'load': {
+      const gen = ++loadRequests;
       try {
         requested = { source: req.source, weights: req.weights };
         await load(req.source, req.weights);
       } catch (e) {
         const cancelled = e instanceof DOMException && e.name === 'AbortError';
-        // Aborted because a newer load started: that one reports its own outcome (posting here
-        // could land after its error on a slow machine and hide it behind "cancelled").
-        if (cancelled && requested !== null && requested.source !== req.source) return;
+        // Aborted because a newer load started: that one reports its own outcome, even when it has
+        // already ended (on a slow machine this abort surfaced after the newer load's error and hid it).
+        if (cancelled && gen !== loadRequests) return;
         post({
           type: 'model-error',
           message: cancelled ? 'Loading was cancelled.' : isOutOfMemory(e) ? `${e.message}. Everything it had uploaded was freed; a smaller weight format (int8/int4) needs less.` : errorText(e),
@@ -619,6 +622,7 @@ async function handle(req: WorkerRequest): Promise<void> {
         if (requested?.source === req.source) requested = null;
       }
       return;
+    }
     case 'cancel-load':
       loading?.abort();
       return;
