@@ -76,6 +76,8 @@ export interface LayerRouting {
   idx: Uint32Array;
   /** [E] tokens each expert kept. */
   counts: Uint32Array;
+  /** [T, E] the router's raw logits (before temperature and noise); only with GraphOptions.routerLogits. */
+  logits?: Float32Array;
 }
 
 interface LayerActs {
@@ -92,6 +94,8 @@ interface LayerActs {
   probs?: GPUBuffer;
   idx?: GPUBuffer;
   gates?: GPUBuffer;
+  /** [T, E] raw router logits kept for the z-loss (GraphOptions.routerLogits). */
+  rawLogits?: GPUBuffer;
   moe?: MoeScratch;
   /** Shared expert (MoE) or the dense MLP: gate/up output, activation, output, shared gate logits. */
   ffGateUp?: GPUBuffer;
@@ -108,12 +112,16 @@ export interface GraphOptions {
   /** Router knobs (default: the checkpoint's own routing). */
   router?: RouterConfig;
   lora?: LoraAdapter | null;
+  /** Keep each MoE layer's raw router logits for readRouting (the z-loss needs them). */
+  routerLogits?: boolean;
 }
 
 export class TrainGraph {
   readonly maxTokens: number;
   readonly moeLayers: number[];
   readonly router: RouterConfig;
+  /** The run's own noise, seed and ablations, which setRoutingOverrides adds to and returns to. */
+  private readonly baseRouting: { noiseStd: number; seed: number; disabled: number[] };
   private readonly rope: GpuRopeTable;
   private readonly tables: RouterTables;
   private readonly acts: LayerActs[];
@@ -146,6 +154,7 @@ export class TrainGraph {
     this.maxTokens = T;
     this.router = structuredClone(opts.router ?? defaultRouter(s));
     validateRouter(this.router, s.moe.numExperts);
+    this.baseRouting = { noiseStd: this.router.noiseStd, seed: this.router.seed, disabled: [...this.router.disabled] };
     this.lora = opts.lora ?? null;
     const dev = k.device;
     const H = s.hiddenSize, D = s.headDim, nH = s.numHeads, nKV = s.numKvHeads, E = Math.max(1, s.moe.numExperts), K = this.router.topK;
@@ -173,6 +182,7 @@ export class TrainGraph {
         a.probs = buf(T * E, `L${l}.probs`);
         a.idx = buf(T * K, `L${l}.idx`);
         a.gates = buf(T * K, `L${l}.gates`);
+        if (opts.routerLogits) a.rawLogits = buf(T * E, `L${l}.router-logits`);
         a.moe = createMoeScratch(dev, T * K, E, H, I);
         this.scratches.push(a.moe);
         if (se) {
@@ -230,6 +240,19 @@ export class TrainGraph {
       this.selectionBias[m] = b;
     }
     this.k.device.queue.writeBuffer(b, 0, Float32Array.from(bias));
+  }
+
+  /**
+   * Training-time routing changes (noisy top-k, expert dropout) on top of the run's knobs; call with
+   * {} to route as the knobs say (validation, the flip-rate probe). Lands before the next submit.
+   */
+  setRoutingOverrides(o: { noiseStd?: number; seed?: number; disabled?: readonly number[] }): void {
+    const r = this.router;
+    r.noiseStd = o.noiseStd ?? this.baseRouting.noiseStd;
+    r.seed = o.seed ?? this.baseRouting.seed;
+    r.disabled = [...new Set([...this.baseRouting.disabled, ...(o.disabled ?? [])])].sort((a, b) => a - b);
+    validateRouter(r, this.spec.moe.numExperts);
+    writeRouterTables(this.k.device, this.tables, r, Math.max(1, this.spec.moe.numExperts));
   }
 
   /** Uploads one sequence (ids) and its targets (already shifted; −100 = no target). */
@@ -295,8 +318,11 @@ export class TrainGraph {
     const out: LayerRouting[] = [];
     for (const l of this.moeLayers) {
       const a = this.acts[l]!;
-      const [probs, idx, counts] = await Promise.all([readBuffer(this.k.device, a.probs!, T * E * 4), readBuffer(this.k.device, a.idx!, T * K * 4), readBuffer(this.k.device, a.moe!.counts, E * 4)]);
-      out.push({ layer: l, probs: new Float32Array(probs), idx: new Uint32Array(idx), counts: new Uint32Array(counts) });
+      const [probs, idx, counts, logits] = await Promise.all([
+        readBuffer(this.k.device, a.probs!, T * E * 4), readBuffer(this.k.device, a.idx!, T * K * 4), readBuffer(this.k.device, a.moe!.counts, E * 4),
+        a.rawLogits ? readBuffer(this.k.device, a.rawLogits, T * E * 4) : Promise.resolve(null),
+      ]);
+      out.push({ layer: l, probs: new Float32Array(probs), idx: new Uint32Array(idx), counts: new Uint32Array(counts), ...(logits ? { logits: new Float32Array(logits) } : {}) });
     }
     return out;
   }
@@ -304,9 +330,10 @@ export class TrainGraph {
   /**
    * Records the backward of the last forward + encodeLoss into `g` (every gradient is added to:
    * clear them before a step's first micro-batch). `dProbs[m]` [T, E], when given, is the gradient
-   * of extra losses on MoE layer m's router scores (balance losses).
+   * of extra losses on MoE layer m's router scores (balance losses); `dLogits[m]` [T, E] that of
+   * losses on its raw logits (the z-loss), added to what flows back through the scores.
    */
-  encodeBackward(enc: GPUCommandEncoder, g: ModelGrads, dProbs?: ReadonlyArray<GPUBuffer | null>): void {
+  encodeBackward(enc: GPUCommandEncoder, g: ModelGrads, dProbs?: ReadonlyArray<GPUBuffer | null>, dLogits?: ReadonlyArray<GPUBuffer | null>): void {
     const s = this.spec, k = this.k, T = this.T, w = this.weights, b = this.b;
     const H = s.hiddenSize;
     const needInput = (l: number) => !!g.embed || anyBelow(g, this.lora, l);
@@ -323,7 +350,7 @@ export class TrainGraph {
       const dBranch = this.scaled(enc, b.dh!, s.residualMultiplier, T * H);
       if (s.layers[l]!.mlp === 'moe') {
         moeIndex--;
-        this.moeBackward(enc, lw, lg, a, dBranch, dProbs?.[moeIndex] ?? null);
+        this.moeBackward(enc, lw, lg, a, dBranch, dProbs?.[moeIndex] ?? null, dLogits?.[moeIndex] ?? null);
       }
       else this.ffnBackward(enc, a.xMlp, lw.mlpGateUp!, lw.mlpDown!, s.denseIntermediateSize, a.ffGateUp!, a.ffAct!, dBranch, lg.mlpGateUp, lg.mlpDown, false);
       encodeRmsNormBackward(k, enc, { x: a.hMid, weight: lw.mlpNorm, dy: b.dx!, dx: b.dh!, rstd: b.rstd!, dweight: lg.mlpNorm, rows: T, dim: H, eps: s.rmsNormEps, accumulate: { dx: true, dweight: true } });
@@ -387,6 +414,7 @@ export class TrainGraph {
     const H = s.hiddenSize, E = s.moe.numExperts;
     // The router logits are not needed after routing: the backward's dRouter buffer holds them meanwhile.
     encodeMatmul(k, enc, { x: a.xMlp, w: lw.router!, y: this.b.dRouter!, M: T, N: E, K: H });
+    if (a.rawLogits) enc.copyBufferToBuffer(this.b.dRouter!, 0, a.rawLogits, 0, T * E * 4);
     const layerBias = this.selectionBias[m] ?? lw.routerBias;
     encodeRoute(k, enc, { logits: this.b.dRouter!, tables: this.tables, layerBias, probs: a.probs!, idx: a.idx!, weights: a.gates!, tokens: T, experts: E, position: 0, router: r });
     let shared: { out: GPUBuffer; gateLogits?: GPUBuffer } | undefined;
@@ -416,7 +444,7 @@ export class TrainGraph {
   }
 
   /** dout [T, H] of the MoE block → b.dx [T, H] (gradient of xMlp), and the block's weight gradients. */
-  private moeBackward(enc: GPUCommandEncoder, lw: LayerWeights, lg: LayerGrads, a: LayerActs, dout: GPUBuffer, dProbs: GPUBuffer | null): void {
+  private moeBackward(enc: GPUCommandEncoder, lw: LayerWeights, lg: LayerGrads, a: LayerActs, dout: GPUBuffer, dProbs: GPUBuffer | null, dLogits: GPUBuffer | null): void {
     const s = this.spec, k = this.k, T = this.T, b = this.b, r = this.router;
     const H = s.hiddenSize, E = s.moe.numExperts, I = s.moe.intermediateSize, K = r.topK;
     const se = s.moe.sharedExpert;
@@ -431,6 +459,7 @@ export class TrainGraph {
     encodeGroupedLinearBackward(k, enc, { plan, dy: b.dGU!, w: lw.expertsGateUp!, dA: b.dA!, a: a.xMlp, gather: true, dW: lg.expertsGateUp, accumulateDw: true, N: 2 * I, K: H });
     encodeSlotScatter(k, enc, { plan, dA: b.dA!, dx: b.dx!, dim: H });
     encodeRouterBackward(k, enc, { probs: a.probs!, idx: a.idx!, dGates: b.dGate!, dProbs: dProbs ?? undefined, dLogits: b.dRouter!, tokens: T, experts: E, topK: K, router: r });
+    if (dLogits) encodeAddScaled(k, enc, { h: b.dRouter!, y: dLogits, n: T * E, alpha: 1 });
     encodeLinearBackward(k, enc, { dy: b.dRouter!, x: a.xMlp, w: lw.router!, dx: b.dx!, dw: lg.router, M: T, N: E, K: H, accumulate: { dx: true, dw: true } });
     if (se) {
       this.ffnBackward(enc, a.xMlp, lw.sharedGateUp!, lw.sharedDown!, se.intermediateSize, a.ffGateUp!, a.ffAct!, b.dFfOut!, lg.sharedGateUp, lg.sharedDown, true);

@@ -17,7 +17,8 @@ export { AdamW, ADAMW_DEFAULTS, type AdamWOptions, type OptimStats, type Trainab
 export { learningRate, validateSchedule, type LrSchedule } from './schedule';
 export { DROPPED, IGNORE_INDEX, type AdamWHyper, type CombineShared, type RouterGradOptions } from './ref';
 // The model-level pieces built on the kernels above.
-export { Trainer, TRAINER_DEFAULTS, type Sequence, type StepEvent, type TrainerOptions, type TrainSummary } from './trainer';
+export { Trainer, TRAINER_DEFAULTS, TrainerStateError, type Sequence, type StepEvent, type TrainerOptions, type TrainerSnapshot, type TrainerState, type TrainSummary } from './trainer';
+export { decodeTrainCheckpoint, encodeTrainCheckpoint, TrainCheckpointError, TRAIN_CHECKPOINT_FORMAT } from './checkpoint';
 export { TrainGraph } from './graph';
 export { trainables, exportWeights, encodeSafetensors, TRAIN_MODES, type TrainMode } from './params';
 export { applyLora, createLora, mergeLora, peftConfig, peftTensors, unmergeLora, LORA_DEFAULTS, type LoraAdapter, type LoraOptions } from './lora';

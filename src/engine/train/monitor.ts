@@ -93,6 +93,15 @@ export interface LrHalved {
 
 export type MonitorAction = LrHalved;
 
+/** RoutingMonitor's state between steps (see snapshot / restore). */
+export interface MonitorSnapshot {
+  history: number[][][];
+  lastProbe: { k: number; idx: number[][] } | null;
+  shape: { layers: number; experts: number } | null;
+  halvings: number;
+  lrScale: number;
+}
+
 export class RoutingMonitor {
   readonly options: MonitorOptions;
   /** Shares of the last `window` steps, oldest first: [step][layer][expert]. */
@@ -114,6 +123,28 @@ export class RoutingMonitor {
     if (o.coldOf !== 'tokens' && o.coldOf !== 'evenShare') bad('coldOf', `must be 'tokens' or 'evenShare', got ${String(o.coldOf)}`);
     if (!Number.isInteger(o.maxHalvings) || o.maxHalvings < 0) bad('maxHalvings', `must be a whole number ≥ 0, got ${o.maxHalvings}`);
     this.options = o;
+  }
+
+  /** Everything the monitor carries from step to step, as plain JSON (checkpoints, resume). */
+  snapshot(): MonitorSnapshot {
+    return {
+      history: this.history.map((s) => s.map((l) => [...l])),
+      lastProbe: this.lastProbe ? { k: this.lastProbe.k, idx: this.lastProbe.idx.map((a) => Array.from(a)) } : null,
+      shape: this.shape ? { ...this.shape } : null,
+      halvings: this.halvings,
+      lrScale: this.lrScale,
+    };
+  }
+
+  /** Continues from a snapshot (of a monitor with the same options), as if the steps had run here. */
+  restore(s: MonitorSnapshot): void {
+    if (s.history.length > this.options.window) throw new RangeError(`monitor snapshot: ${s.history.length} steps of history, the window is ${this.options.window}`);
+    if (!(s.lrScale > 0 && s.lrScale <= 1) || !Number.isInteger(s.halvings) || s.halvings < 0) throw new RangeError('monitor snapshot: lr scale or halvings out of range');
+    this.history = s.history.map((st) => st.map((l) => [...l]));
+    this.lastProbe = s.lastProbe ? { k: s.lastProbe.k, idx: s.lastProbe.idx.map((a) => Uint32Array.from(a)) } : null;
+    this.shape = s.shape ? { ...s.shape } : null;
+    this.halvings = s.halvings;
+    this.lrScale = s.lrScale;
   }
 
   /** Records one step; returns its record and what the trainer must do (halve its lr). */
