@@ -37,6 +37,11 @@ export interface TrainFlags {
   alpha: number;
   targets: Array<'q_proj' | 'k_proj' | 'v_proj' | 'o_proj'>;
   quant: 'f32' | 'int8' | 'int4';
+  /** Router z-loss and orthogonality-loss weights, training noise on router logits, expert dropout (all 0 = off). */
+  zLoss: number;
+  ortho: number;
+  routerNoise: number;
+  expertDropout: number;
 }
 
 export function trainFlags(args: ParsedArgs): TrainFlags {
@@ -83,5 +88,9 @@ export function trainFlags(args: ParsedArgs): TrainFlags {
     alpha: num('alpha', 32, (x) => x > 0, 'a number > 0'),
     targets: targets as TrainFlags['targets'],
     quant: pick('quant', ['f32', 'int8', 'int4'] as const, 'f32'),
+    zLoss: num('z-loss', 0, (x) => x >= 0 && x <= 100, 'a number in [0, 100]'),
+    ortho: num('ortho', 0, (x) => x >= 0 && x <= 100, 'a number in [0, 100]'),
+    routerNoise: num('router-noise', 0, (x) => x >= 0 && x <= 100, 'a number in [0, 100]'),
+    expertDropout: num('expert-dropout', 0, (x) => x >= 0 && x < 1, 'a number in [0, 1)'),
   };
 }

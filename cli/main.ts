@@ -66,6 +66,7 @@ commands:
   train [--model DIR] --data FILE [--mode router|lora|full] [--steps N] [--balance switch|sqdev|kl|auxfree|none] [--balance-weight λ]
         [--out DIR] [--json] [--lr X] [--seq-len N] [--accumulate N] [--val-every N] [--patience N]
         [--seed S] [--rank R] [--alpha A] [--targets q_proj,v_proj] [--quant f32|int8|int4]
+        [--z-loss W] [--ortho W] [--router-noise σ] [--expert-dropout P]
                        fine-tune on a text or JSONL file (10 % held out for validation, early stop
                        after --patience checks without improvement); --out writes the trained
                        tensors (full/router: model.safetensors under the checkpoint's names; lora:
@@ -287,6 +288,7 @@ const commands: Record<string, Command> = {
       mode: f.mode, steps: f.steps, lr: f.lr, warmupSteps: Math.min(f.warmup, f.steps), accumulate: f.accumulate, seqLen: f.seqLen,
       valEvery: f.valEvery, patience: f.patience, seed: f.seed, lora: { rank: f.rank, alpha: f.alpha, targets: f.targets },
       balance: balanceLossFor(preset, ck.spec.moe.scoring ?? 'softmax'), auxFreeRate: preset.balance === 'auxfree' ? preset.auxFreeRate : 0,
+      zLossWeight: f.zLoss, orthoWeight: f.ortho, routerNoise: f.routerNoise, expertDropout: f.expertDropout,
     });
     const log = (line: string) => (args.flags.json ? console.error(line) : console.log(line));
     log(`training ${ck.spec.arch} (${dir}) mode ${f.mode}: ${trainer.set.params.reduce((a, p) => a + p.count, 0)} trainable parameters, ${data.train.length} training / ${data.val.length} validation sequences of ≤ ${f.seqLen} tokens`);

@@ -1,7 +1,7 @@
 /** The Train panel's state: the settings, the run's progress (one record per optimizer step) and its outcome. */
 import { create } from 'zustand';
 import type { StepEvent, TrainSummary } from '../engine/train/trainer';
-import { TRAIN_DEFAULTS, type TrainSettings } from '../worker/protocol';
+import { TRAIN_DEFAULTS, type SavedRun, type TrainSettings } from '../worker/protocol';
 
 export interface TrainState {
   settings: TrainSettings;
@@ -12,6 +12,16 @@ export interface TrainState {
   summary: TrainSummary | null;
   reason: 'finished' | 'early-stop' | 'stopped' | null;
   error: string | null;
+  /** The run kept in the browser's storage (a reload or a lost GPU resumes it); null: none. */
+  saved: SavedRun | null;
+  /** A stored run that could not be used, and where it was set aside. */
+  savedProblem: string | null;
+  /** The last checkpoint written (or why it could not be). */
+  checkpoint: { step: number; error: string | null } | null;
+  /** The step the current run went on from (0: started fresh); `auto`: after a device loss. */
+  resumed: { from: number; auto: boolean } | null;
+  /** Why an export failed. */
+  exportError: string | null;
 }
 
 export const useTrainStore = create<TrainState>()(() => ({
@@ -22,4 +32,9 @@ export const useTrainStore = create<TrainState>()(() => ({
   summary: null,
   reason: null,
   error: null,
+  saved: null,
+  savedProblem: null,
+  checkpoint: null,
+  resumed: null,
+  exportError: null,
 }));

@@ -1,4 +1,4 @@
-import { useMemo, useState } from 'react';
+import { useEffect, useMemo, useState } from 'react';
 import type { BalancePreset } from '../engine/train/losses';
 import type { TrainMode } from '../engine/train/params';
 import { useModelStore } from '../state/modelStore';
@@ -8,6 +8,8 @@ import { LineChart, type Marker } from './charts/LineChart';
 import { LoadOverSteps } from './charts/LoadOverSteps';
 import type { EngineActions } from './useEngine';
 
+const MODE_NAMES: Record<TrainMode, string> = { router: 'router only', lora: 'LoRA', full: 'full fine-tune' };
+
 const SAMPLE = '{"messages": [{"role": "user", "content": "What is 2 + 2?"}, {"role": "assistant", "content": "4."}]}';
 
 /**
@@ -16,10 +18,16 @@ const SAMPLE = '{"messages": [{"role": "user", "content": "What is 2 + 2?"}, {"r
  * the steps, load CV, entropy and flip rate, with markers where the lr was halved.
  */
 export function TrainPanel({ engine }: { engine: EngineActions }) {
-  const { settings, status, info, steps, summary, reason, error } = useTrainStore();
+  const { settings, status, info, steps, summary, reason, error, saved, savedProblem, checkpoint, resumed, exportError } = useTrainStore();
   const model = useModelStore((s) => s.model);
   const [text, setText] = useState('');
   const [name, setName] = useState('pasted text');
+  // A saved run brings its data back into the box (Resume trains on exactly that).
+  useEffect(() => {
+    if (!saved) return;
+    setText(saved.data.text);
+    setName(saved.data.name);
+  }, [saved]);
   const [layer, setLayer] = useState(0);
   const set = (patch: Partial<TrainSettings>) => useTrainStore.setState((s) => ({ settings: { ...s.settings, ...patch } }));
   const num = (v: string) => (v.trim() === '' ? NaN : Number(v));
@@ -47,6 +55,30 @@ export function TrainPanel({ engine }: { engine: EngineActions }) {
           {busy && steps.length ? ` · step ${steps.at(-1)!.step} of ${settings.steps}` : ''}
         </span>
       </h2>
+      {savedProblem && (
+        <div className="problem" role="alert" data-testid="train-saved-problem">
+          <p>{savedProblem}</p>
+        </div>
+      )}
+      {saved && !busy && (
+        <div className="notice" data-testid="train-saved">
+          <p>
+            {saved.status === 'finished' || saved.status === 'early-stop' || saved.status === 'stopped' ? 'A finished run' : 'An interrupted run'} is saved in this browser: {MODE_NAMES[saved.settings.mode]}, step{' '}
+            {saved.step} of {saved.settings.steps}, data “{saved.data.name}”, saved {new Date(saved.savedAt).toLocaleString()}
+            {saved.sameModel ? '.' : `, on ${saved.modelName} — load that model the same way to use it.`} Starting a new run replaces it.
+          </p>
+          <div className="buttons">
+            {saved.sameModel && (
+              <button data-testid="train-resume" onClick={() => engine.resumeTraining()}>
+                {saved.step >= saved.settings.steps || saved.status === 'finished' || saved.status === 'early-stop' || saved.status === 'stopped' ? 'Apply its result to this model' : `Resume from step ${saved.step}`}
+              </button>
+            )}
+            <button data-testid="train-discard" onClick={() => engine.discardSavedRun()}>
+              Discard
+            </button>
+          </div>
+        </div>
+      )}
       <label className="block">
         Data — plain text, or JSONL with one example a line ({'{"messages": […]}'}, {'{"text": …}'} or {'{"prompt", "completion"}'})
         <textarea data-testid="train-data" aria-label="Training data" rows={4} value={text} placeholder={SAMPLE} onChange={(e) => (setText(e.target.value), setName('pasted text'))} disabled={busy} />
@@ -114,7 +146,29 @@ export function TrainPanel({ engine }: { engine: EngineActions }) {
           seed
           <input type="number" min={0} step={1} value={settings.seed} onChange={(e) => set({ seed: num(e.target.value) })} />
         </label>
+        <label title="ST-MoE's router z-loss: keeps router logits small (0 = off; ST-MoE uses 0.001)">
+          z-loss weight
+          <input data-testid="train-zloss" type="number" min={0} step={0.001} value={settings.zLossWeight} onChange={(e) => set({ zLossWeight: num(e.target.value) })} />
+        </label>
+        <label title="Mean squared cosine between router rows: pushes experts apart (router and full modes; 0 = off)">
+          orthogonality weight
+          <input data-testid="train-ortho" type="number" min={0} step={0.01} value={settings.orthoWeight} onChange={(e) => set({ orthoWeight: num(e.target.value) })} />
+        </label>
+        <label title="Noisy top-k: std of Gaussian noise on the router logits in training steps (0 = off)">
+          router noise σ
+          <input data-testid="train-noise" type="number" min={0} step={0.1} value={settings.routerNoise} onChange={(e) => set({ routerNoise: num(e.target.value) })} />
+        </label>
+        <label title="Each step, each expert is left out of routing with this probability (top-k always stay)">
+          expert dropout
+          <input data-testid="train-dropout" type="number" min={0} max={0.9} step={0.05} value={settings.expertDropout} onChange={(e) => set({ expertDropout: num(e.target.value) })} />
+        </label>
       </fieldset>
+      <p className="small muted">
+        <button className="link" data-testid="train-preset-notes" disabled={busy} onClick={() => set({ balance: 'sqdev', balanceWeight: 0.3, orthoWeight: settings.mode === 'lora' ? 0 : 0.1 })}>
+          Use the design notes' total loss
+        </button>{' '}
+        CE + 0.3·L_balance (squared deviation) + 0.1·L_ortho{settings.mode === 'lora' ? ' (no L_ortho in LoRA mode: the router is frozen)' : ''}.
+      </p>
       <div className="buttons">
         <button data-testid="train-start" disabled={busy || !text.trim()} onClick={() => engine.train({ text, format: 'auto', name })}>
           Start
@@ -131,6 +185,16 @@ export function TrainPanel({ engine }: { engine: EngineActions }) {
           <p>{error}</p>
         </div>
       )}
+      {resumed && busy && (
+        <p className="small" data-testid="train-resumed">
+          {resumed.auto ? 'After the GPU was lost, the run' : 'The run'} went on from its checkpoint at step {resumed.from}.
+        </p>
+      )}
+      {checkpoint && (busy || status === 'done') && (
+        <p className={`small ${checkpoint.error ? 'warn' : 'muted'}`} data-testid="train-checkpoint">
+          {checkpoint.error ? `The checkpoint could not be saved (${checkpoint.error}); the run goes on, but a reload would not resume it.` : `Checkpoint saved in this browser at step ${checkpoint.step}: a reload resumes from there.`}
+        </p>
+      )}
       {info && (
         <p className="small muted" data-testid="train-info">
           {name}: {info.format}, {info.trainExamples} training and {info.valExamples} validation examples of up to {settings.seqLen} tokens ({info.tokens} tokens)
@@ -144,6 +208,26 @@ export function TrainPanel({ engine }: { engine: EngineActions }) {
           {summary.dead_experts} dead experts. The chat now uses the fine-tuned model.
         </p>
       )}
+      {status === 'done' && summary && (
+        <div className="buttons" data-testid="train-export">
+          {summary.mode === 'lora' && (
+            <button data-testid="export-adapter" onClick={() => engine.exportTraining('adapter')} title="adapter_config.json + adapter_model.safetensors, as HF PEFT saves and loads them">
+              Download adapter (PEFT)
+            </button>
+          )}
+          <button data-testid="export-merged" onClick={() => engine.exportTraining('merged')} title="Every weight, fine-tuned, under the checkpoint's tensor names (f32)">
+            Download merged safetensors
+          </button>
+          <button data-testid="export-recipe" onClick={() => engine.exportTraining('recipe')} title="recipe.json + the data as token ids: tools/train/hf_train.py runs the same training with transformers">
+            Download recipe for transformers
+          </button>
+        </div>
+      )}
+      {exportError && (
+        <div className="problem" role="alert" data-testid="export-error">
+          <p>{exportError}</p>
+        </div>
+      )}
       {steps.length > 0 && (
         <div className="charts" data-testid="train-charts">
           <LineChart title="loss" testId="chart-loss" logY series={[{ name: 'train', color: '#2563eb', points: charts.loss }, { name: 'validation', color: '#dc2626', points: charts.val, dots: true }]} markers={charts.markers} />
@@ -154,7 +238,7 @@ export function TrainPanel({ engine }: { engine: EngineActions }) {
             <label className="small">
               layer{' '}
               <select value={layer} onChange={(e) => setLayer(Number(e.target.value))} aria-label="Load chart layer">
-                {(info?.moeLayers ?? []).map((l, i) => (
+                {(info?.moeLayers ?? model.moeLayers).map((l, i) => (
                   <option key={l} value={i}>
                     {l}
                   </option>

@@ -11,6 +11,7 @@ import type { RouterConfig } from '../engine/moe/router';
 import { decodePreset, encodePreset, type ModelRef } from '../preset/preset';
 import { startEngineWorker, type EngineClient } from '../worker/client';
 import type { ChatMessage, ModelSource, ModelSummary, TrainData, WorkerEvent } from '../worker/protocol';
+import { offerDownload } from './download';
 
 export interface EngineActions {
   load(source: ModelSource): void;
@@ -21,6 +22,11 @@ export interface EngineActions {
   train(data: TrainData): void;
   pauseTraining(paused: boolean): void;
   stopTraining(): void;
+  /** Goes on with the saved run (a finished one: puts its result into the loaded model). */
+  resumeTraining(): void;
+  discardSavedRun(): void;
+  /** Downloads the last run's PEFT adapter, merged weights or transformers recipe. */
+  exportTraining(what: 'adapter' | 'merged' | 'recipe'): void;
   /** Changes router knobs (merged over the current ones); applied from the next token. */
   setRouter(patch: Partial<RouterConfig>): void;
   /** Runs the conversation up to its last user message under presets A and B. */
@@ -102,7 +108,22 @@ function route(e: WorkerEvent, client: EngineClient): void {
         running: e.side === 'a',
       }));
     case 'train-started':
-      return useTrainStore.setState({ status: 'running', info: { trainExamples: e.trainExamples, valExamples: e.valExamples, tokens: e.tokens, format: e.format, moeLayers: e.moeLayers } });
+      return useTrainStore.setState({
+        status: 'running', info: { trainExamples: e.trainExamples, valExamples: e.valExamples, tokens: e.tokens, format: e.format, moeLayers: e.moeLayers },
+        settings: e.settings, steps: e.events, resumed: e.resumedFrom > 0 || e.auto ? { from: e.resumedFrom, auto: e.auto } : null,
+        saved: null, summary: null, reason: null, error: null, exportError: null,
+      });
+    case 'train-saved':
+      // A saved run shows its settings and charts until something else runs.
+      return useTrainStore.setState((s) => ({
+        saved: e.run, savedProblem: e.problem,
+        ...(e.run && (s.status === 'idle' || s.status === 'error') ? { settings: e.run.settings, steps: e.run.events, info: null, summary: null } : {}),
+      }));
+    case 'train-checkpoint':
+      return useTrainStore.setState({ checkpoint: { step: e.step, error: e.error } });
+    case 'train-export':
+      for (const f of e.files) offerDownload(f.name, f.bytes);
+      return;
     case 'train-step':
       return useTrainStore.setState((s) => ({ steps: [...s.steps, e.step] }));
     case 'train-paused':
@@ -120,6 +141,8 @@ function route(e: WorkerEvent, client: EngineClient): void {
         });
       }
       if (e.request === 'compare') useCompareStore.setState({ running: false });
+      if (e.request === 'train-export') useTrainStore.setState({ exportError: e.message });
+      if (e.request === 'train-resume' || e.request === 'train-discard') useTrainStore.setState({ status: 'error', error: e.message });
       return useEngineStore.getState().apply(e);
     default:
       return useEngineStore.getState().apply(e);
@@ -304,6 +327,18 @@ export function useEngine(): EngineActions {
       },
       pauseTraining(paused) {
         client?.send({ type: 'train-pause', paused });
+      },
+      resumeTraining() {
+        useTrainStore.setState({ status: 'preparing', error: null });
+        client?.send({ type: 'train-resume' });
+      },
+      discardSavedRun() {
+        useTrainStore.setState({ saved: null, steps: [], info: null });
+        client?.send({ type: 'train-discard' });
+      },
+      exportTraining(what) {
+        useTrainStore.setState({ exportError: null });
+        client?.send({ type: 'train-export', what });
       },
       stopTraining() {
         client?.send({ type: 'train-stop' });

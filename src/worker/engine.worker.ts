@@ -17,7 +17,11 @@ import { runSelfTest } from '../engine/selftest';
 import { cachedDownload, opfsQuantCache } from './opfs-cache';
 import { chat, type SessionEvent } from '../engine/session';
 import { serial } from './serial';
-import { runTraining, TrainControl } from './train';
+import { runTraining, TrainControl, type RunResult } from './train';
+import { deleteRun, readRun, saveRun, savedRunFor, type StoredRun } from './train-save';
+import { encodeSafetensors, exportWeights } from '../engine/train/params';
+import { examplesJsonl, trainingRecipe } from '../engine/train/recipe';
+import type { WeightSlot } from '../engine/model/spec';
 import { checkModelUrl } from '../preset/model-url';
 import type { ModelSource, ModelSummary, RoutingPayload, WeightChoice, WorkerEvent, WorkerRequest } from './protocol';
 import type { OrtDecoder } from '../engine/onnx/ort-backend';
@@ -37,6 +41,10 @@ interface Loaded {
   summary: ModelSummary;
   /** What to load again after a device loss. */
   source: ModelSource;
+  /** Identifies the checkpoint's files and the weight format (a saved training run names it). */
+  key: string;
+  /** The checkpoint's tensors by slot (exporting trained weights under their names). */
+  slots: WeightSlot[];
 }
 /** An .onnx decoder run by onnxruntime-web (engine/onnx/): routing is fixed inside its graph. */
 interface LoadedOnnx {
@@ -114,6 +122,9 @@ async function recover(loss: GpuLossInfo): Promise<void> {
       : null;
   running?.abort();
   loading?.abort();
+  // A run going now, or one whose result is in the weights, continues from its checkpoint after the reload.
+  resumeAfterRecovery = training !== null || lastRun !== null;
+  training?.stop(true);
   gpu = null;
   // An onnxruntime session lives on onnxruntime's own device: free it, as the reload below makes a new one.
   if (loaded?.backend === 'onnxruntime-web') void loaded.decoder.release().catch(() => undefined);
@@ -349,11 +360,25 @@ async function load(source: ModelSource, choice: WeightChoice, restore?: RouterC
       routerFixed: null,
       kvCache: { bytesPerToken: kvBytesPerToken(s), expandedBytesPerToken: expandedKvBytesPerToken(s), latent: !!s.mla },
     };
-    loaded = { backend: 'webgpu-kernels', model: m, tokenizer: ck.tokenizer, summary, source };
+    const cur: Loaded = { backend: 'webgpu-kernels', model: m, tokenizer: ck.tokenizer, summary, source, key: `${key}|${choice.format}|${choice.group}|${kept !== undefined}`, slots: ck.slots };
+    loaded = cur;
+    lastRun = null;
     post({ type: 'model-ready', model: summary, loadMs: performance.now() - t0, restored: restore !== undefined });
     post({ type: 'router', router: m.router, defaults: defaultRouter(ck.spec) });
     postMemory();
+    // After a device loss, a run that was going (or whose result was in the weights) goes on from its checkpoint.
+    const resume = restore !== undefined && resumeAfterRecovery;
+    resumeAfterRecovery = false;
+    void afterLoad(cur, resume);
   });
+}
+
+/** Tells the page about the saved run (or resumes it, after a device loss). */
+async function afterLoad(cur: Loaded, resume: boolean): Promise<void> {
+  const { run, problem } = await readRun();
+  if (loaded !== cur) return;
+  post({ type: 'train-saved', run: run ? savedRunFor(run, cur.key) : null, problem });
+  if (resume && run && run.record.modelKey === cur.key) void startTraining(run, true);
 }
 
 /** Frees the model in use (either backend). */
@@ -506,25 +531,73 @@ function postSessionEvent(ev: SessionEvent, contextLength: number): void {
 
 /** The fine-tuning run in progress (train.ts), if any. */
 let training: TrainControl | null = null;
+/** The last run on the loaded model, for the export buttons. */
+let lastRun: RunResult | null = null;
+/** A run was going, or its result was in the weights, when the device went: resume it after the reload. */
+let resumeAfterRecovery = false;
 
-async function startTraining(req: Extract<WorkerRequest, { type: 'train-start' }>): Promise<void> {
+/** Starts a new run (`req`) or goes on with a saved one. `auto`: the engine resumes after a device loss. */
+async function startTraining(req: Extract<WorkerRequest, { type: 'train-start' }> | StoredRun, auto = false): Promise<void> {
   if (training) return post({ type: 'train-error', message: 'A training run is already going: stop it first.' });
   const l = loaded;
   if (!l) return post({ type: 'train-error', message: 'Load a model before training it.' });
   if (l.backend !== 'webgpu-kernels') return post({ type: 'train-error', message: 'Training runs on our own kernels: an ONNX graph cannot be fine-tuned here. Load the checkpoint itself.' });
   if (!l.tokenizer) return post({ type: 'train-error', message: 'This checkpoint has no tokenizer.json: training data cannot be tokenized.' });
+  const resume = 'snapshot' in req ? req : undefined;
+  if (resume && resume.record.modelKey !== l.key) return post({ type: 'train-error', message: `The saved run was made on ${resume.record.modelName} (other files, or another weight format): load that model the same way to resume it.` });
+  const data = resume ? resume.record.data : (req as Extract<WorkerRequest, { type: 'train-start' }>).data;
+  const settings = resume ? resume.record.settings : (req as Extract<WorkerRequest, { type: 'train-start' }>).settings;
   const tok = l.tokenizer;
   const ctl = new TrainControl();
   training = ctl;
   running?.abort();
+  const g = gpu;
   try {
-    await gpuTask(() => runTraining(l.model, tok, req.data, req.settings, ctl, post));
+    lastRun = await gpuTask(() => runTraining(l.model, tok, data, settings, ctl, post, { modelKey: l.key, modelName: l.summary.name, resume, auto, save: saveRun }));
   } catch (e) {
-    post({ type: 'train-error', message: isOutOfMemory(e) ? `${errorText(e)}. Training needs more GPU memory than is free: a shorter window (seqLen) or router-only mode needs less.` : errorText(e) });
+    if (g && (await lostSoon(g.ctx))) {
+      post({ type: 'train-error', message: 'The GPU device was lost during training. The engine is restarting the GPU and reloading the model; the run goes on from its last checkpoint.' });
+    } else post({ type: 'train-error', message: isOutOfMemory(e) ? `${errorText(e)}. Training needs more GPU memory than is free: a shorter window (seqLen) or router-only mode needs less.` : errorText(e) });
   } finally {
     training = null;
     postMemory();
   }
+}
+
+/** Goes on with the saved run (the page's Resume / Apply button). */
+async function resumeSaved(): Promise<void> {
+  const { run, problem } = await readRun();
+  if (!run) {
+    post({ type: 'train-saved', run: null, problem });
+    return post({ type: 'train-error', message: problem ?? 'There is no saved training run any more.' });
+  }
+  return startTraining(run);
+}
+
+const download = (name: string, bytes: Uint8Array) => ({ name, bytes });
+
+/** The files of the last run the page asked for. */
+async function exportRun(what: 'adapter' | 'merged' | 'recipe'): Promise<void> {
+  const l = loaded;
+  const run = lastRun;
+  if (!l || l.backend !== 'webgpu-kernels' || !run) throw new Error('Nothing to export yet: train the loaded model first (or resume the saved run).');
+  const stem = l.summary.name.replace(/[^\w.-]+/g, '_').slice(0, 60) || 'model';
+  if (what === 'adapter') {
+    if (!run.adapter) throw new Error(`The last run trained ${run.mode === 'router' ? 'the router' : 'every weight'}, not a LoRA adapter: export the merged weights instead.`);
+    const files = [download('adapter_config.json', new TextEncoder().encode(JSON.stringify(run.adapter.config, null, 2))), download('adapter_model.safetensors', encodeSafetensors(run.adapter.tensors, { format: 'pt' }))];
+    return post({ type: 'train-export', files }, files.map((f) => f.bytes.buffer));
+  }
+  if (what === 'merged') {
+    const g = gpu;
+    if (!g) throw new Error('No GPU device: the engine is restarting it.');
+    const tensors = await gpuTask(() => exportWeights(g.ctx.device, l.model.spec, l.slots, l.model.weights, 'full'));
+    const files = [download(`${stem}-finetuned.safetensors`, encodeSafetensors(tensors, { format: 'pt' }))];
+    return post({ type: 'train-export', files }, files.map((f) => f.bytes.buffer));
+  }
+  const recipe = trainingRecipe(run.options, l.summary.name, { train: 'train.jsonl', validation: run.val.length ? 'validation.jsonl' : null });
+  const files = [download('recipe.json', new TextEncoder().encode(JSON.stringify(recipe, null, 2))), download('train.jsonl', new TextEncoder().encode(examplesJsonl(run.train)))];
+  if (run.val.length) files.push(download('validation.jsonl', new TextEncoder().encode(examplesJsonl(run.val))));
+  post({ type: 'train-export', files }, files.map((f) => f.bytes.buffer));
 }
 
 async function runChat(req: Extract<WorkerRequest, { type: 'chat' }>): Promise<void> {
@@ -658,6 +731,14 @@ async function handle(req: WorkerRequest): Promise<void> {
     case 'train-stop':
       training?.stop();
       return;
+    case 'train-resume':
+      return resumeSaved();
+    case 'train-discard':
+      if (training) throw new Error('A run is going: stop it before discarding the saved one.');
+      await deleteRun();
+      return post({ type: 'train-saved', run: null, problem: null });
+    case 'train-export':
+      return exportRun(req.what);
     case 'gpu-memory':
       return postMemory();
     case 'debug-lose-device':

@@ -56,13 +56,44 @@ export interface TrainSettings {
   loraRank: number;
   loraAlpha: number;
   seed: number;
+  /** Router z-loss and orthogonality-loss weights (0 = off). */
+  zLossWeight: number;
+  orthoWeight: number;
+  /** Noisy top-k: std of the noise on router logits while training; expert dropout rate. */
+  routerNoise: number;
+  expertDropout: number;
 }
 
 /** The panel's starting settings: a short router-only run with the Switch balance loss. */
 export const TRAIN_DEFAULTS: TrainSettings = {
   mode: 'router', steps: 60, lr: 1e-3, warmupSteps: 5, minLrRatio: 0.1, seqLen: 64, accumulate: 1,
   valFraction: 0.1, valEvery: 10, patience: 3, balance: 'switch', balanceWeight: 0.01, loraRank: 16, loraAlpha: 32, seed: 0,
+  zLossWeight: 0, orthoWeight: 0, routerNoise: 0, expertDropout: 0,
 };
+
+/** How a saved run ended (or 'running' / 'paused' when the tab went away mid-run). */
+export type RunStatus = 'running' | 'paused' | 'finished' | 'early-stop' | 'stopped';
+
+/** The training run checkpointed in OPFS, as the page sees it. */
+export interface SavedRun {
+  settings: TrainSettings;
+  data: TrainData;
+  /** Every step's record up to the checkpoint (the charts). */
+  events: StepEvent[];
+  status: RunStatus;
+  /** Steps in the checkpoint. */
+  step: number;
+  savedAt: number;
+  modelName: string;
+  /** It was made on the model loaded now (same files, same weight format): it can resume here. */
+  sameModel: boolean;
+}
+
+/** A file the page offers as a download. */
+export interface ExportFile {
+  name: string;
+  bytes: Uint8Array;
+}
 
 export interface TrainData {
   /** Pasted or dropped text: plain text, or JSONL ({"messages": …}, {"text": …}, {"prompt", "completion"}). */
@@ -90,6 +121,12 @@ export type WorkerRequest =
   | { type: 'train-pause'; paused: boolean }
   /** Ends the run after the current step; what was learned so far is kept. */
   | { type: 'train-stop' }
+  /** Goes on with the saved run (a finished one: puts what it learned into the loaded model). */
+  | { type: 'train-resume' }
+  /** Deletes the saved run. */
+  | { type: 'train-discard' }
+  /** Files of the last run: its PEFT adapter, the merged weights, or the recipe for transformers. */
+  | { type: 'train-export'; what: 'adapter' | 'merged' | 'recipe' }
   /** Asks for a 'gpu-memory' event. */
   | { type: 'gpu-memory' }
   /** Test only (init with debug): destroys the device as a driver reset would, to exercise recovery. */
@@ -166,11 +203,17 @@ export type WorkerEvent =
   /** Routing of the tokens at positions start … start+routing.tokens−1 (arrives once they are fed). */
   | { type: 'routing'; start: number; routing: RoutingPayload }
   | { type: 'done'; reason: 'stop-token' | 'max-tokens' | 'stopped' | 'context-full'; tokens: number; ttftMs: number; tokensPerSecond: number }
-  | { type: 'train-started'; trainExamples: number; valExamples: number; tokens: number; format: 'text' | 'jsonl'; moeLayers: number[] }
+  /** `resumedFrom`: the step a saved run went on from (0: a new run); `events`: its steps so far. */
+  | { type: 'train-started'; trainExamples: number; valExamples: number; tokens: number; format: 'text' | 'jsonl'; moeLayers: number[]; settings: TrainSettings; resumedFrom: number; events: StepEvent[]; auto: boolean }
   /** One optimizer step (its routing, monitor record, loss, lr; validation loss on validation steps). */
   | { type: 'train-step'; step: StepEvent }
   | { type: 'train-paused'; paused: boolean }
   /** The run ended: `reason` why; the model now in use carries what it learned. */
   | { type: 'train-done'; summary: TrainSummary; reason: 'finished' | 'early-stop' | 'stopped' }
   | { type: 'train-error'; message: string }
+  /** The run in OPFS (null: none); `problem`: a stored run that could not be used, and where it went. */
+  | { type: 'train-saved'; run: SavedRun | null; problem: string | null }
+  /** A checkpoint was written at `step` (or could not be: `error`). */
+  | { type: 'train-checkpoint'; step: number; error: string | null }
+  | { type: 'train-export'; files: ExportFile[] }
   | { type: 'error'; request: WorkerRequest['type']; message: string };

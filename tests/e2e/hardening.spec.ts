@@ -149,6 +149,34 @@ test('a corrupt saved state is set aside with a message, and the page works', as
   await expect(page.getByTestId('msg-assistant').last()).toContainText('4 + 4 =');
 });
 
+test('a device lost mid-training: the run goes on from its checkpoint; a corrupt saved run is set aside', async ({ page }) => {
+  await openWithDemo(page);
+  await page.getByTestId('train-data').fill(Array.from({ length: 8 }, (_, i) => `Routing line ${i}: experts share the tokens evenly.`).join('\n'));
+  await page.getByTestId('train-steps').fill('8');
+  await page.getByTestId('train-seqlen').fill('16');
+  await page.getByTestId('train-start').click();
+  await expect(page.getByTestId('train-checkpoint')).toContainText(/at step [2-7]/, { timeout: 120_000 });
+  await debug(page, (d) => d.loseDevice());
+  await expect(page.getByTestId('notice-device')).toContainText('The GPU device was lost', { timeout: 60_000 });
+  await expect(page.getByTestId('train-resumed')).toContainText(/After the GPU was lost, the run went on from its checkpoint at step [1-7]/, { timeout: 120_000 });
+  await expect(page.getByTestId('train-summary')).toContainText('after 8 steps', { timeout: 180_000 });
+  expect(Number(await page.getByTestId('chart-lr').getAttribute('data-points'))).toBe(8);
+  await page.screenshot({ path: 'test-results/train-device-lost.png', fullPage: true });
+
+  // A stored run whose bytes were damaged: reported, kept aside, and the panel still trains.
+  await page.evaluate(async () => {
+    const d = await (await navigator.storage.getDirectory()).getDirectoryHandle('moe-playground-train', { create: true });
+    const w = await (await d.getFileHandle('run.safetensors', { create: true })).createWritable();
+    await w.write(new Uint8Array([200, 0, 0, 0, 0, 0, 0, 0, 123, 34]));
+    await w.close();
+  });
+  await page.reload();
+  await expect(page.getByTestId('model-name')).toContainText('demo', { timeout: 120_000 });
+  await expect(page.getByTestId('train-saved-problem')).toContainText('The saved training run could not be used (not a training checkpoint');
+  await expect(page.getByTestId('train-saved-problem')).toContainText('set aside in the browser\'s storage as "moe-playground-train/corrupt-');
+  await expect(page.getByTestId('train-saved')).toHaveCount(0);
+});
+
 test('a checkpoint too big for the device is refused before upload, naming a format that fits', async ({ page }) => {
   await openWithDemo(page);
   await expect(page.getByTestId('live-buffers')).toBeVisible();

@@ -70,6 +70,10 @@ def main():
     r = json.load(open(a.recipe))
     if r.get("format") != "moe-playground-training-recipe" or r.get("version") != 1:
         raise SystemExit(f"{a.recipe}: not a version-1 MoE Playground training recipe")
+    # Options this runner does not reproduce: refuse rather than train something else than the tab did.
+    missing = [k for k in ("z_loss_weight", "ortho_weight", "router_noise", "expert_dropout") if r.get(k, 0)]
+    if missing:
+        raise SystemExit(f"{a.recipe}: {', '.join(missing)} set; this runner does not implement them yet (set them to 0 in the tab)")
     here = os.path.dirname(os.path.abspath(a.recipe))
     train = load_jsonl(os.path.join(here, r["data"]["train"]))
     val = load_jsonl(os.path.join(here, r["data"]["validation"])) if r["data"].get("validation") else []

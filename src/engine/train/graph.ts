@@ -414,7 +414,7 @@ export class TrainGraph {
     const H = s.hiddenSize, E = s.moe.numExperts;
     // The router logits are not needed after routing: the backward's dRouter buffer holds them meanwhile.
     encodeMatmul(k, enc, { x: a.xMlp, w: lw.router!, y: this.b.dRouter!, M: T, N: E, K: H });
-    if (a.rawLogits) enc.copyBufferToBuffer(this.b.dRouter!, 0, a.rawLogits, 0, T * E * 4);
+    if (a.rawLogits) copyBuffer(enc, this.b.dRouter!, 0, a.rawLogits, 0, T * E * 4);
     const layerBias = this.selectionBias[m] ?? lw.routerBias;
     encodeRoute(k, enc, { logits: this.b.dRouter!, tables: this.tables, layerBias, probs: a.probs!, idx: a.idx!, weights: a.gates!, tokens: T, experts: E, position: 0, router: r });
     let shared: { out: GPUBuffer; gateLogits?: GPUBuffer } | undefined;

@@ -32,6 +32,11 @@ export interface Recipe {
   /** Summed over MoE layers (weight included), added to the cross-entropy; losses.ts defines each form. */
   balance: { name: BalanceLossName; weight: number } | null;
   aux_free_rate: number;
+  /** Router z-loss / orthogonality weights, training noise on router logits, expert dropout (0 = off). */
+  z_loss_weight: number;
+  ortho_weight: number;
+  router_noise: number;
+  expert_dropout: number;
   seed: number;
 }
 
@@ -54,6 +59,10 @@ export function trainingRecipe(opts: TrainerOptions, baseModel: string, data: { 
     eval: { every: opts.valEvery, patience: opts.patience },
     balance: opts.balance ? { name: opts.balance.name, weight: opts.balance.weight } : null,
     aux_free_rate: opts.auxFreeRate ?? 0,
+    z_loss_weight: opts.zLossWeight ?? 0,
+    ortho_weight: opts.orthoWeight ?? 0,
+    router_noise: opts.routerNoise ?? 0,
+    expert_dropout: opts.expertDropout ?? 0,
     seed: opts.seed,
   };
 }
