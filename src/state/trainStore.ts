@@ -20,6 +20,8 @@ export interface TrainState {
   checkpoint: { step: number; error: string | null } | null;
   /** The step the current run went on from (0: started fresh); `auto`: after a device loss. */
   resumed: { from: number; auto: boolean } | null;
+  /** The data box's text and where it came from (kept here so a remount or a resumed run keeps it). */
+  draft: { text: string; name: string };
   /** Why an export failed. */
   exportError: string | null;
 }
@@ -37,4 +39,5 @@ export const useTrainStore = create<TrainState>()(() => ({
   checkpoint: null,
   resumed: null,
   exportError: null,
+  draft: { text: '', name: 'pasted text' },
 }));

@@ -1,4 +1,4 @@
-import { useEffect, useMemo, useState } from 'react';
+import { useMemo, useState } from 'react';
 import type { BalancePreset } from '../engine/train/losses';
 import type { TrainMode } from '../engine/train/params';
 import { useModelStore } from '../state/modelStore';
@@ -18,16 +18,10 @@ const SAMPLE = '{"messages": [{"role": "user", "content": "What is 2 + 2?"}, {"r
  * the steps, load CV, entropy and flip rate, with markers where the lr was halved.
  */
 export function TrainPanel({ engine }: { engine: EngineActions }) {
-  const { settings, status, info, steps, summary, reason, error, saved, savedProblem, checkpoint, resumed, exportError } = useTrainStore();
+  const { settings, status, info, steps, summary, reason, error, saved, savedProblem, checkpoint, resumed, exportError, draft } = useTrainStore();
+  const { text, name } = draft;
+  const setDraft = (t: string, n: string) => useTrainStore.setState({ draft: { text: t, name: n } });
   const model = useModelStore((s) => s.model);
-  const [text, setText] = useState('');
-  const [name, setName] = useState('pasted text');
-  // A saved run brings its data back into the box (Resume trains on exactly that).
-  useEffect(() => {
-    if (!saved) return;
-    setText(saved.data.text);
-    setName(saved.data.name);
-  }, [saved]);
   const [layer, setLayer] = useState(0);
   const set = (patch: Partial<TrainSettings>) => useTrainStore.setState((s) => ({ settings: { ...s.settings, ...patch } }));
   const num = (v: string) => (v.trim() === '' ? NaN : Number(v));
@@ -35,8 +29,7 @@ export function TrainPanel({ engine }: { engine: EngineActions }) {
   const charts = useMemo(() => chartData(steps, layer), [steps, layer]);
   const onFile = async (f: File | undefined) => {
     if (!f) return;
-    setText(await f.text());
-    setName(f.name);
+    setDraft(await f.text(), f.name);
   };
   if (!model) {
     return (
@@ -81,7 +74,7 @@ export function TrainPanel({ engine }: { engine: EngineActions }) {
       )}
       <label className="block">
         Data — plain text, or JSONL with one example a line ({'{"messages": […]}'}, {'{"text": …}'} or {'{"prompt", "completion"}'})
-        <textarea data-testid="train-data" aria-label="Training data" rows={4} value={text} placeholder={SAMPLE} onChange={(e) => (setText(e.target.value), setName('pasted text'))} disabled={busy} />
+        <textarea data-testid="train-data" aria-label="Training data" rows={4} value={text} placeholder={SAMPLE} onChange={(e) => setDraft(e.target.value, 'pasted text')} disabled={busy} />
       </label>
       <input type="file" accept=".txt,.jsonl,.json,text/plain" aria-label="Training data file" onChange={(e) => void onFile(e.target.files?.[0])} disabled={busy} />
       <fieldset className="fields" disabled={busy}>
@@ -218,7 +211,7 @@ export function TrainPanel({ engine }: { engine: EngineActions }) {
           <button data-testid="export-merged" onClick={() => engine.exportTraining('merged')} title="Every weight, fine-tuned, under the checkpoint's tensor names (f32)">
             Download merged safetensors
           </button>
-          <button data-testid="export-recipe" onClick={() => engine.exportTraining('recipe')} title="recipe.json + the data as token ids: tools/train/hf_train.py runs the same training with transformers">
+          <button data-testid="export-recipe" onClick={() => engine.exportTraining('recipe')} title="training_config.json + the data as token ids: tools/train/hf_train.py runs the same training with transformers">
             Download recipe for transformers
           </button>
         </div>

@@ -110,14 +110,14 @@ function route(e: WorkerEvent, client: EngineClient): void {
     case 'train-started':
       return useTrainStore.setState({
         status: 'running', info: { trainExamples: e.trainExamples, valExamples: e.valExamples, tokens: e.tokens, format: e.format, moeLayers: e.moeLayers },
-        settings: e.settings, steps: e.events, resumed: e.resumedFrom > 0 || e.auto ? { from: e.resumedFrom, auto: e.auto } : null,
+        settings: e.settings, draft: { text: e.data.text, name: e.data.name }, steps: e.events, resumed: e.resumedFrom > 0 || e.auto ? { from: e.resumedFrom, auto: e.auto } : null,
         saved: null, summary: null, reason: null, error: null, exportError: null,
       });
     case 'train-saved':
       // A saved run shows its settings and charts until something else runs.
       return useTrainStore.setState((s) => ({
         saved: e.run, savedProblem: e.problem,
-        ...(e.run && (s.status === 'idle' || s.status === 'error') ? { settings: e.run.settings, steps: e.run.events, info: null, summary: null } : {}),
+        ...(e.run && (s.status === 'idle' || s.status === 'error') ? { settings: e.run.settings, draft: { text: e.run.data.text, name: e.run.data.name }, steps: e.run.events, info: null, summary: null } : {}),
       }));
     case 'train-checkpoint':
       return useTrainStore.setState({ checkpoint: { step: e.step, error: e.error } });

@@ -595,7 +595,7 @@ async function exportRun(what: 'adapter' | 'merged' | 'recipe'): Promise<void> {
     return post({ type: 'train-export', files }, files.map((f) => f.bytes.buffer));
   }
   const recipe = trainingRecipe(run.options, l.summary.name, { train: 'train.jsonl', validation: run.val.length ? 'validation.jsonl' : null });
-  const files = [download('recipe.json', new TextEncoder().encode(JSON.stringify(recipe, null, 2))), download('train.jsonl', new TextEncoder().encode(examplesJsonl(run.train)))];
+  const files = [download('training_config.json', new TextEncoder().encode(JSON.stringify(recipe, null, 2))), download('train.jsonl', new TextEncoder().encode(examplesJsonl(run.train)))];
   if (run.val.length) files.push(download('validation.jsonl', new TextEncoder().encode(examplesJsonl(run.val))));
   post({ type: 'train-export', files }, files.map((f) => f.bytes.buffer));
 }

@@ -204,7 +204,7 @@ export type WorkerEvent =
   | { type: 'routing'; start: number; routing: RoutingPayload }
   | { type: 'done'; reason: 'stop-token' | 'max-tokens' | 'stopped' | 'context-full'; tokens: number; ttftMs: number; tokensPerSecond: number }
   /** `resumedFrom`: the step a saved run went on from (0: a new run); `events`: its steps so far. */
-  | { type: 'train-started'; trainExamples: number; valExamples: number; tokens: number; format: 'text' | 'jsonl'; moeLayers: number[]; settings: TrainSettings; resumedFrom: number; events: StepEvent[]; auto: boolean }
+  | { type: 'train-started'; trainExamples: number; valExamples: number; tokens: number; format: 'text' | 'jsonl'; moeLayers: number[]; settings: TrainSettings; data: TrainData; resumedFrom: number; events: StepEvent[]; auto: boolean }
   /** One optimizer step (its routing, monitor record, loss, lr; validation loss on validation steps). */
   | { type: 'train-step'; step: StepEvent }
   | { type: 'train-paused'; paused: boolean }

@@ -163,7 +163,7 @@ export async function runTraining(model: MoeModel, tok: TrainTokenizer, data: Tr
     }
     post({
       type: 'train-started', trainExamples: train.length, valExamples: val.length, tokens: stats.tokens, format, moeLayers: spec.layers.flatMap((l, i) => (l.mlp === 'moe' ? [i] : [])),
-      settings: s, resumedFrom: trainer.step, events: steps, auto: ctx.auto === true,
+      settings: s, data, resumedFrom: trainer.step, events: steps, auto: ctx.auto === true,
     });
     // A new run replaces the saved one at once: a reload from here on finds this one.
     if (!ctx.resume) await checkpoint();

@@ -151,7 +151,8 @@ test('a corrupt saved state is set aside with a message, and the page works', as
 
 test('a device lost mid-training: the run goes on from its checkpoint; a corrupt saved run is set aside', async ({ page }) => {
   await openWithDemo(page);
-  await page.getByTestId('train-data').fill(Array.from({ length: 8 }, (_, i) => `Routing line ${i}: experts share the tokens evenly.`).join('\n'));
+  const data = Array.from({ length: 8 }, (_, i) => `Routing line ${i}: experts share the tokens evenly.`).join('\n');
+  await page.getByTestId('train-data').fill(data);
   await page.getByTestId('train-steps').fill('8');
   await page.getByTestId('train-seqlen').fill('16');
   await page.getByTestId('train-start').click();
@@ -161,6 +162,7 @@ test('a device lost mid-training: the run goes on from its checkpoint; a corrupt
   await expect(page.getByTestId('train-resumed')).toContainText(/After the GPU was lost, the run went on from its checkpoint at step [1-7]/, { timeout: 120_000 });
   await expect(page.getByTestId('train-summary')).toContainText('after 8 steps', { timeout: 180_000 });
   expect(Number(await page.getByTestId('chart-lr').getAttribute('data-points'))).toBe(8);
+  await expect(page.getByTestId('train-data')).toHaveValue(data);
   await page.screenshot({ path: 'test-results/train-device-lost.png', fullPage: true });
 
   // A stored run whose bytes were damaged: reported, kept aside, and the panel still trains.

@@ -46,11 +46,11 @@ test('a router-only run in the page: charts update, a reload resumes it from its
   const downloads: Array<{ name: string; path: string }> = [];
   page.on('download', async (d) => downloads.push({ name: d.suggestedFilename(), path: (await d.path())! }));
   await page.getByTestId('export-recipe').click();
-  await expect.poll(() => downloads.map((d) => d.name).sort()).toEqual(['recipe.json', 'train.jsonl', 'validation.jsonl']);
+  await expect.poll(() => downloads.map((d) => d.name).sort()).toEqual(['train.jsonl', 'training_config.json', 'validation.jsonl']);
   await page.getByTestId('export-merged').click();
   await expect.poll(() => downloads.length).toBe(4);
   const { readFileSync } = await import('node:fs');
-  const recipe = JSON.parse(readFileSync(downloads.find((d) => d.name === 'recipe.json')!.path, 'utf8')) as { mode: string; steps: number };
+  const recipe = JSON.parse(readFileSync(downloads.find((d) => d.name === 'training_config.json')!.path, 'utf8')) as { mode: string; steps: number };
   expect(recipe).toMatchObject({ mode: 'router', steps: 10 });
   const merged = readFileSync(downloads.find((d) => d.name.endsWith('.safetensors'))!.path);
   const header = JSON.parse(merged.subarray(8, 8 + Number(merged.readBigUInt64LE(0))).toString('utf8')) as Record<string, unknown>;
