@@ -1,11 +1,14 @@
 /**
  * Valid inputs the fuzz generators mutate: the checked-in fixture checkpoints (config.json and
  * model.safetensors of each architecture), small safetensors files written here, tokenizer.json
- * files of each model type the library reads, chat templates, and a shared-settings link.
+ * files of each model type the library reads, chat templates, a shared-settings link, training
+ * data and training checkpoints.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GGML } from '../../src/engine/quant/gguf-blocks';
+import { encodeTrainCheckpoint } from '../../src/engine/train/checkpoint';
+import type { TrainerSnapshot } from '../../src/engine/train/trainer';
 import { CONFIGS } from '../unit/arch/configs';
 import { hfToGguf, type HfTensors } from '../unit/io/gguf_writer';
 import { bf16Bytes, f16Bytes, f32Bytes, shard, type TestTensor, withHeader, writeSafetensors } from '../unit/io/safetensors_writer';
@@ -182,3 +185,32 @@ export const TRAIN_DOCS: unknown[] = TRAIN_LINES.map((l) => JSON.parse(l) as unk
 /** Plain-text samples, and pieces that mean something to the JSONL reader or the chat template. */
 export const TRAIN_TEXTS = [trainFixture('text.txt'), 'hello world', '{"text": "looks like JSONL"}\nthen prose'];
 export const TRAIN_PIECES = ['\n', '\r\n', '\n\n', '{', '}', '"', '\\', '{"text":"x"}\n', '{"messages":[', '<|im_end|>', '<|im_start|>assistant\n', '{{', '{%', '\uFEFF', '\u0000', '\ud800', '\u2028', 'é'];
+
+// ------------------------------------------------------------------ training checkpoints (resume)
+
+/** Trainer snapshots as a run writes them: mid-run with every optional part, and before the first step. */
+export const TRAIN_SNAPSHOTS: TrainerSnapshot[] = (() => {
+  const f32 = (...v: number[]) => Float32Array.from(v);
+  const mid: TrainerSnapshot = {
+    state: {
+      step: 7, adamStep: 7, epochs: 3, cursor: 1, halvings: 1, stopped: false,
+      losses: [5.5, 5.25, null, 4.75, 4.5, 4.25, 4], valLosses: [{ step: 2, loss: 6.5 }, { step: 4, loss: null }, { step: 6, loss: 6.25 }],
+      stopper: { best: 6.25, sinceBest: 0 },
+      monitor: { history: [[[0.5, 0.25, 0.25, 0], [0, 0, 0.5, 0.5]], [[0.25, 0.25, 0.25, 0.25], [1, 0, 0, 0]]], lastProbe: { k: 2, idx: [[0, 1, 2, 3], [1, 3, 0, 2]] }, shape: { layers: 2, experts: 4 }, halvings: 1, lrScale: 0.5 },
+      auxBias: [[0.01, -0.01, 0, 0.02], [-0.03, 0, 0, 0.03]], lastCold: 2, lastDead: 1,
+    },
+    tensors: [
+      { name: 'L0.router', param: f32(0.5, -0.25, 1e-30, 3e38), m: f32(0.1, 0.2, -0.3, -0), v: f32(1e-8, 2e-8, 3e-8, 0) },
+      { name: 'L1.router', param: f32(1, 2), m: f32(3, 4), v: f32(5, 6) },
+      { name: 'L0.q_proj.lora_A', param: f32(), m: f32(), v: f32() },
+    ],
+  };
+  const fresh: TrainerSnapshot = {
+    state: { step: 0, adamStep: 0, epochs: 0, cursor: 0, halvings: 0, stopped: false, losses: [], valLosses: [], stopper: { best: null, sinceBest: 0 }, monitor: null, auxBias: null, lastCold: 0, lastDead: 0 },
+    tensors: [{ name: 'L0.q_proj.lora_B', param: f32(0, 0, 0), m: f32(0, 0, 0), v: f32(0, 0, 0) }],
+  };
+  return [mid, fresh];
+})();
+
+/** Their checkpoint files, one with the page's kind of extra metadata. */
+export const TRAIN_CHECKPOINT_FILES: Uint8Array[] = [encodeTrainCheckpoint(TRAIN_SNAPSHOTS[0]!, { record: '{"version":1,"status":"running"}' }), encodeTrainCheckpoint(TRAIN_SNAPSHOTS[1]!)];

@@ -15,14 +15,16 @@ import { builderFor } from '../../src/engine/model/arch';
 import { ConfigError, type ModelSpec, type TensorReader, type WeightSlot } from '../../src/engine/model/spec';
 import type { RouterConfig } from '../../src/engine/moe/router';
 import { GgmlTypeError } from '../../src/engine/quant/gguf-blocks';
+import { decodeTrainCheckpoint, encodeTrainCheckpoint, TRAIN_CHECKPOINT_FORMAT, TrainCheckpointError } from '../../src/engine/train/checkpoint';
 import { loadTrainingData, TrainingDataError, type DataFormat, type DataLimits, type TrainExample } from '../../src/engine/train/data';
+import type { TrainerSnapshot } from '../../src/engine/train/trainer';
 import { decodePreset, encodePreset, PresetError, type Preset } from '../../src/preset/preset';
 import { mv, writeGguf } from '../unit/io/gguf_writer';
 import { tinyTokenizer } from '../unit/io/tiny_tokenizer';
-import { f32Bytes } from '../unit/io/safetensors_writer';
+import { bf16Bytes, f16Bytes, f32Bytes, writeSafetensors, type TestTensor } from '../unit/io/safetensors_writer';
 import { guardedSource } from './guards';
 import { bytesFrom, fileBytes, forgedU64, hostileValue, jsonOp, jsonText, jsonTextFrom, mutateBytes, mutateJson, stringFrom, byteOp } from './mutate';
-import { CHAT_TEMPLATES, CHECKPOINTS, GGUF_FILES, CONFIG_DOCS, JINJA_PIECES, PRESET_PIECES, PRESET_SEEDS, SAFETENSORS_DOCS, SAFETENSORS_FILES, SHARDED, TOKENIZER_CONFIG_DOCS, TOKENIZER_DOCS, TRAIN_DOCS, TRAIN_LINES, TRAIN_PIECES, TRAIN_TEXTS } from './seeds';
+import { CHAT_TEMPLATES, CHECKPOINTS, GGUF_FILES, CONFIG_DOCS, JINJA_PIECES, PRESET_PIECES, PRESET_SEEDS, SAFETENSORS_DOCS, SAFETENSORS_FILES, SHARDED, TOKENIZER_CONFIG_DOCS, TOKENIZER_DOCS, TRAIN_CHECKPOINT_FILES, TRAIN_DOCS, TRAIN_LINES, TRAIN_PIECES, TRAIN_SNAPSHOTS, TRAIN_TEXTS } from './seeds';
 import type { AnyTarget, FuzzTarget } from './run';
 
 const enc = new TextEncoder();
@@ -489,7 +491,116 @@ const trainingData: FuzzTarget<TrainingDataInput> = {
   },
 };
 
-export const TARGETS: AnyTarget[] = [safetensorsHeader, safetensorsShards, configBuilder, tokenizerFiles, wholeCheckpoint, ggufHeader, ggufCheckpoint, presetLink, trainingData] as AnyTarget[];
+// ------------------------------------------------------------------ training checkpoint (resume)
+
+/** State field values that matter to the reader: counts at their edges, nulls, nested shapes of the monitor. */
+const trainStateValue = fc.oneof(
+  { weight: 2, arbitrary: fc.constantFrom<unknown>(null, 0, 1, 2, 1.5, 2 ** 53, 2 ** 53 + 2, 'NaN', true, [], {}, [null], [[]], [[[0.5, 0.5]]], [[0, 'x']], { k: 2, idx: [[0, 1]] }, { k: 0, idx: [] }, { layers: 2, experts: 4 }, { step: 1, loss: null }, { best: null, sinceBest: 0 }) },
+  { weight: 3, arbitrary: hostileValue },
+);
+
+/** What a damaged or forged file does to the stored tensors: one lost, renamed, cut, a value broken, another dtype. */
+type StoredTensorOp =
+  | { kind: 'drop'; at: number }
+  | { kind: 'rename'; at: number; name: string }
+  | { kind: 'resize'; at: number; by: number }
+  | { kind: 'value'; at: number; i: number; v: number }
+  | { kind: 'dtype'; at: number; dtype: 'F16' | 'BF16' };
+
+const storedTensorOp: fc.Arbitrary<StoredTensorOp> = fc.oneof(
+  fc.record({ kind: fc.constant('drop' as const), at: fc.nat() }),
+  fc.record({ kind: fc.constant('rename' as const), at: fc.nat(), name: fc.constantFrom('param/L0.router', 'adam_m/L1.router', 'adam_v/L0.q_proj.lora_A', 'param/', 'param', 'adam_v', 'PARAM/L0.router', 'param/constructor', 'adam_m/hasOwnProperty', 'model.embed_tokens.weight', 'param/a/b', '') }),
+  fc.record({ kind: fc.constant('resize' as const), at: fc.nat(), by: fc.integer({ min: -3, max: 3 }) }),
+  fc.record({ kind: fc.constant('value' as const), at: fc.nat(), i: fc.nat(), v: fc.constantFrom(NaN, Infinity, -Infinity, -0, 3.4e38, 1e-45, -1) }),
+  fc.record({ kind: fc.constant('dtype' as const), at: fc.nat(), dtype: fc.constantFrom('F16' as const, 'BF16' as const) }),
+);
+
+/** A snapshot's tensors under their stored names (param/…, adam_m/…, adam_v/…), with their dtypes. */
+const storedOf = (s: TrainerSnapshot) => s.tensors.flatMap((t) => (['param', 'adam_m', 'adam_v'] as const).map((k) => ({ name: `${k}/${t.name}`, data: k === 'param' ? t.param : k === 'adam_m' ? t.m : t.v, dtype: 'F32' as string })));
+
+const structuredTrainCheckpoint: fc.Arbitrary<Uint8Array> = fc
+  .record({
+    k: fc.nat(TRAIN_SNAPSHOTS.length - 1),
+    state: fc.oneof({ weight: 1, arbitrary: fc.constant(null) }, { weight: 5, arbitrary: fc.nat(TRAIN_SNAPSHOTS.length - 1).chain((i) => jsonTextFrom([TRAIN_SNAPSHOTS[i]!.state], { values: trainStateValue, maxOps: 3 })) }),
+    ops: fc.array(storedTensorOp, { maxLength: 3 }),
+    format: fc.oneof({ weight: 6, arbitrary: fc.constant<string | null>(TRAIN_CHECKPOINT_FORMAT) }, { weight: 1, arbitrary: fc.constantFrom<string | null>(null, 'pt', '', `${TRAIN_CHECKPOINT_FORMAT} `, 'moe-playground-train-checkpoint-v2') }),
+    extra: fc.dictionary(fc.constantFrom('record', 'settings', 'note', '__proto__', 'constructor', ''), fc.string({ maxLength: 20 }), { maxKeys: 3 }),
+  })
+  .map(({ k, state, ops, format, extra }) => {
+    const snap = TRAIN_SNAPSHOTS[k]!;
+    let list = storedOf(snap);
+    for (const op of ops) {
+      if (!list.length) break;
+      const i = op.at % list.length;
+      const t = { ...list[i]! };
+      if (op.kind === 'drop') {
+        list = list.filter((_, j) => j !== i);
+        continue;
+      }
+      if (op.kind === 'rename') t.name = op.name;
+      else if (op.kind === 'resize') t.data = op.by < 0 ? t.data.subarray(0, Math.max(0, t.data.length + op.by)) : Float32Array.from([...t.data, ...new Array<number>(op.by).fill(0.5)]);
+      else if (op.kind === 'value' && t.data.length) (t.data = t.data.slice())[op.i % t.data.length] = op.v;
+      else if (op.kind === 'dtype') t.dtype = op.dtype;
+      list[i] = t;
+    }
+    const meta: Record<string, string> = {};
+    for (const [key, v] of Object.entries(extra)) Object.defineProperty(meta, key, { value: v, enumerable: true, writable: true, configurable: true });
+    if (format !== null) meta.format = format;
+    meta.state = state ?? JSON.stringify(snap.state);
+    const tensors: Record<string, TestTensor> = {};
+    for (const t of list) {
+      const bytes = t.dtype === 'F16' ? f16Bytes(t.data) : t.dtype === 'BF16' ? bf16Bytes(t.data) : f32Bytes(t.data);
+      Object.defineProperty(tensors, t.name, { value: { dtype: t.dtype, shape: [t.data.length], bytes }, enumerable: true, writable: true, configurable: true });
+    }
+    return writeSafetensors(tensors, undefined, meta);
+  });
+
+/** Every number in a JSON value finite (the state stores non-finite ones as null). */
+const allFinite = (x: unknown): boolean => (typeof x === 'number' ? Number.isFinite(x) : Array.isArray(x) ? x.every(allFinite) : x && typeof x === 'object' ? Object.values(x).every(allFinite) : true);
+
+const bits = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength).join(',');
+
+const trainCheckpoint: FuzzTarget<Uint8Array> = {
+  name: 'training checkpoint (trainer state + AdamW moments)',
+  input: fc.oneof(
+    { weight: 4, arbitrary: structuredTrainCheckpoint },
+    { weight: 3, arbitrary: bytesFrom([...TRAIN_CHECKPOINT_FILES, CHECKPOINTS[3]!.weights]) },
+    { weight: 1, arbitrary: fc.tuple(fc.nat(TRAIN_CHECKPOINT_FILES.length - 1), forgedU64).map(([i, v]) => mutateBytes(TRAIN_CHECKPOINT_FILES[i]!, [{ kind: 'u64', at: 0, v }])) },
+  ),
+  async run(bytes) {
+    const first = await decodeTrainCheckpoint(bytes);
+    // What decodes, a resumed run writes again: it must encode and decode to the same snapshot.
+    try {
+      return { first, again: await decodeTrainCheckpoint(encodeTrainCheckpoint(first.snapshot, first.extra)) };
+    } catch (e) {
+      throw new Error(`a decoded checkpoint does not survive encode → decode: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  },
+  typed: [TrainCheckpointError],
+  check(r) {
+    type Decoded = Awaited<ReturnType<typeof decodeTrainCheckpoint>>;
+    const { first, again } = r as { first: Decoded; again: Decoded };
+    const { state, tensors } = first.snapshot;
+    for (const key of ['step', 'adamStep', 'epochs', 'cursor', 'halvings', 'lastCold', 'lastDead'] as const) assert(Number.isSafeInteger(state[key]) ? state[key] >= 0 : Number.isInteger(state[key]) && state[key] >= 0, `state.${key} = ${state[key]}`);
+    assert(allFinite(state), 'a non-finite number in the state');
+    assert(new Set(tensors.map((t) => t.name)).size === tensors.length, 'a parameter listed twice');
+    for (const t of tensors) {
+      assert(t.m.length === t.param.length && t.v.length === t.param.length, `${t.name}: ${t.param.length} values, ${t.m.length} / ${t.v.length} moments`);
+      for (const a of [t.param, t.m, t.v]) assert(a.every(Number.isFinite), `${t.name}: a non-finite value`);
+    }
+    assert(!('format' in first.extra) && !('state' in first.extra), 'extra metadata holds format or state');
+    assert(JSON.stringify(again.snapshot.state) === JSON.stringify(state), 'the state changed over encode → decode');
+    assert(JSON.stringify(again.extra) === JSON.stringify(first.extra), 'the extra metadata changed over encode → decode');
+    const back = new Map(again.snapshot.tensors.map((t) => [t.name, t]));
+    assert(back.size === tensors.length, 'tensors lost over encode → decode');
+    for (const t of tensors) {
+      const u = back.get(t.name);
+      assert(!!u && bits(u.param) === bits(t.param) && bits(u.m) === bits(t.m) && bits(u.v) === bits(t.v), `${t.name} changed over encode → decode`);
+    }
+  },
+};
+
+export const TARGETS: AnyTarget[] = [safetensorsHeader, safetensorsShards, configBuilder, tokenizerFiles, wholeCheckpoint, ggufHeader, ggufCheckpoint, presetLink, trainingData, trainCheckpoint] as AnyTarget[];
 
 export const targetByName = (name: string): AnyTarget => {
   const t = TARGETS.find((x) => x.name === name);

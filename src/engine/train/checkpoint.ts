@@ -24,13 +24,15 @@ export class TrainCheckpointError extends Error {
 }
 
 const count = v.pipe(v.number(), v.integer(), v.minValue(0));
-const num = v.nullable(v.number());
+// Finite only: the encoder writes non-finite numbers as null, and JSON's 1e400 parses to Infinity.
+const finite = v.pipe(v.number(), v.finite());
+const num = v.nullable(finite);
 const MonitorSnapshot = v.object({
-  history: v.pipe(v.array(v.array(v.array(v.number()))), v.maxLength(10_000)),
+  history: v.pipe(v.array(v.array(v.array(finite))), v.maxLength(10_000)),
   lastProbe: v.nullable(v.object({ k: v.pipe(count, v.minValue(1)), idx: v.array(v.array(count)) })),
   shape: v.nullable(v.object({ layers: count, experts: count })),
   halvings: count,
-  lrScale: v.number(),
+  lrScale: finite,
 });
 const State = v.object({
   step: count,
@@ -43,7 +45,7 @@ const State = v.object({
   valLosses: v.array(v.object({ step: count, loss: num })),
   stopper: v.object({ best: num, sinceBest: count }),
   monitor: v.nullable(MonitorSnapshot),
-  auxBias: v.nullable(v.array(v.array(v.number()))),
+  auxBias: v.nullable(v.array(v.array(finite))),
   lastCold: count,
   lastDead: count,
 });
