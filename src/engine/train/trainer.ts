@@ -484,7 +484,13 @@ export class Trainer {
     whole(st.epochs, 'pass count');
     whole(st.cursor, 'position in the pass');
     if (st.auxBias && (!this.auxBias || st.auxBias.length !== this.auxBias.length || st.auxBias.some((b) => b.length !== this.spec.moe.numExperts))) throw new TrainerStateError('the saved aux-free biases do not fit this run');
-    if (st.monitor && this.monitor) this.monitor.restore(st.monitor);
+    if (st.monitor && this.monitor) {
+      try {
+        this.monitor.restore(st.monitor);
+      } catch (e) {
+        throw new TrainerStateError(`the saved routing monitor does not fit this run: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
     const dev = this.k.device;
     for (const p of this.set.params) {
       const t = byName.get(p.name)!;
