@@ -6,7 +6,7 @@
  * page is told where it went.
  */
 import * as v from 'valibot';
-import { decodeTrainCheckpoint, encodeTrainCheckpoint } from '../engine/train/checkpoint';
+import { decodeTrainCheckpoint, encodeTrainCheckpoint, parseJsonRecord } from '../engine/train/checkpoint';
 import type { StepEvent } from '../engine/train/trainer';
 import type { TrainerSnapshot } from '../engine/train/trainer';
 import { TRAIN_DEFAULTS, type RunStatus, type SavedRun, type TrainData, type TrainSettings } from './protocol';
@@ -124,19 +124,9 @@ export async function readRun(): Promise<{ run: StoredRun | null; problem: strin
   }
   try {
     const { snapshot, extra } = await decodeTrainCheckpoint(bytes);
-    let json: unknown;
-    try {
-      json = JSON.parse(extra.run ?? '');
-    } catch {
-      throw new Error('its run record is not JSON');
-    }
-    const r = v.safeParse(Record_, json);
-    if (!r.success) {
-      const issue = r.issues[0];
-      throw new Error(`run record ${issue.path?.map((p) => String(p.key)).join('.') || ''}: ${issue.message}`);
-    }
+    const rec = parseJsonRecord(Record_, extra.run, 'its run record');
     // Settings added since the run was saved take their defaults.
-    const record: RunRecord = { ...r.output, settings: { ...TRAIN_DEFAULTS, ...(r.output.settings as Partial<TrainSettings>) }, events: r.output.events.map(reviveEvent) };
+    const record: RunRecord = { ...rec, settings: { ...TRAIN_DEFAULTS, ...(rec.settings as Partial<TrainSettings>) }, events: rec.events.map(reviveEvent) };
     validateTrainSettings(record.settings);
     if (snapshot.state.step !== record.events.length) throw new Error(`the checkpoint is at step ${snapshot.state.step} but the record has ${record.events.length} steps`);
     return { run: { snapshot, record }, problem: null };

@@ -50,6 +50,22 @@ const State = v.object({
   lastDead: count,
 });
 
+/** JSON text (a metadata value) checked against `schema`; a TrainCheckpointError names `what` and the failing field. */
+export function parseJsonRecord<S extends v.GenericSchema>(schema: S, text: string | undefined, what: string): v.InferOutput<S> {
+  let json: unknown;
+  try {
+    json = JSON.parse(text ?? '');
+  } catch {
+    throw new TrainCheckpointError(`${what} is not JSON`);
+  }
+  const r = v.safeParse(schema, json);
+  if (!r.success) {
+    const issue = r.issues[0];
+    throw new TrainCheckpointError(`${what} ${issue.path?.map((p) => String(p.key)).join('.') || ''}: ${issue.message}`);
+  }
+  return r.output;
+}
+
 /** The checkpoint file of a snapshot; `extra` goes into the metadata beside the state (string values). */
 export function encodeTrainCheckpoint(snap: TrainerSnapshot, extra: Record<string, string> = {}): Uint8Array {
   if ('format' in extra || 'state' in extra) throw new TrainCheckpointError('extra metadata may not use the keys "format" or "state"');
@@ -71,17 +87,7 @@ export async function decodeTrainCheckpoint(bytes: Uint8Array): Promise<{ snapsh
   }
   const meta = st.metadata.get(FILE) ?? {};
   if (meta.format !== TRAIN_CHECKPOINT_FORMAT) throw new TrainCheckpointError(`not a training checkpoint (format ${JSON.stringify(meta.format ?? null)})`);
-  let json: unknown;
-  try {
-    json = JSON.parse(meta.state ?? '');
-  } catch {
-    throw new TrainCheckpointError('the trainer state is not JSON');
-  }
-  const r = v.safeParse(State, json);
-  if (!r.success) {
-    const issue = r.issues[0];
-    throw new TrainCheckpointError(`trainer state ${issue.path?.map((p) => String(p.key)).join('.') || ''}: ${issue.message}`);
-  }
+  const state = parseJsonRecord(State, meta.state, 'the trainer state');
   const byParam = new Map<string, Partial<Record<(typeof KINDS)[number], Float32Array>>>();
   for (const name of st.names()) {
     const m = /^(param|adam_m|adam_v)\/(.+)$/.exec(name);
@@ -106,5 +112,5 @@ export async function decodeTrainCheckpoint(bytes: Uint8Array): Promise<{ snapsh
     tensors.push({ name, param, m, v: vv });
   }
   const extra = Object.fromEntries(Object.entries(meta).filter(([k]) => k !== 'format' && k !== 'state'));
-  return { snapshot: { state: r.output as TrainerState, tensors }, extra };
+  return { snapshot: { state: state as TrainerState, tensors }, extra };
 }

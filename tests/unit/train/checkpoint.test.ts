@@ -139,18 +139,18 @@ describe('training checkpoint file', () => {
     const withState = (patch: Record<string, unknown>) => forged(stored, JSON.stringify({ ...good, ...patch }));
     expect((await refusal(forged(stored, null))).message).toBe('the trainer state is not JSON');
     expect((await refusal(forged(stored, '{"step": 1'))).message).toBe('the trainer state is not JSON');
-    expect((await refusal(withState({ step: -1 }))).message).toMatch(/^trainer state step: /);
-    expect((await refusal(withState({ step: '3' }))).message).toMatch(/^trainer state step: /);
-    expect((await refusal(withState({ cursor: 1.5 }))).message).toMatch(/^trainer state cursor: /);
-    expect((await refusal(withState({ stopped: 'no' }))).message).toMatch(/^trainer state stopped: /);
-    expect((await refusal(withState({ losses: [1, 'x'] }))).message).toMatch(/^trainer state losses\.1: /);
-    expect((await refusal(withState({ valLosses: [{ step: 2 }] }))).message).toMatch(/^trainer state valLosses\.0\.loss: /);
-    expect((await refusal(withState({ monitor: { ...good.monitor, lastProbe: { k: 0, idx: [] } } }))).message).toMatch(/^trainer state monitor\.lastProbe\.k: /);
-    expect((await refusal(withState({ auxBias: [[0, 'x']] }))).message).toMatch(/^trainer state auxBias\.0\.1: /);
+    expect((await refusal(withState({ step: -1 }))).message).toMatch(/^the trainer state step: /);
+    expect((await refusal(withState({ step: '3' }))).message).toMatch(/^the trainer state step: /);
+    expect((await refusal(withState({ cursor: 1.5 }))).message).toMatch(/^the trainer state cursor: /);
+    expect((await refusal(withState({ stopped: 'no' }))).message).toMatch(/^the trainer state stopped: /);
+    expect((await refusal(withState({ losses: [1, 'x'] }))).message).toMatch(/^the trainer state losses\.1: /);
+    expect((await refusal(withState({ valLosses: [{ step: 2 }] }))).message).toMatch(/^the trainer state valLosses\.0\.loss: /);
+    expect((await refusal(withState({ monitor: { ...good.monitor, lastProbe: { k: 0, idx: [] } } }))).message).toMatch(/^the trainer state monitor\.lastProbe\.k: /);
+    expect((await refusal(withState({ auxBias: [[0, 'x']] }))).message).toMatch(/^the trainer state auxBias\.0\.1: /);
     const { lastDead: _, ...noDead } = good;
-    expect((await refusal(forged(stored, JSON.stringify(noDead)))).message).toMatch(/^trainer state lastDead: /);
-    expect((await refusal(forged(stored, '[1, 2]'))).message).toMatch(/^trainer state /);
-    expect((await refusal(forged(stored, 'null'))).message).toMatch(/^trainer state /);
+    expect((await refusal(forged(stored, JSON.stringify(noDead)))).message).toMatch(/^the trainer state lastDead: /);
+    expect((await refusal(forged(stored, '[1, 2]'))).message).toMatch(/^the trainer state /);
+    expect((await refusal(forged(stored, 'null'))).message).toMatch(/^the trainer state /);
   });
 
   it('refuses numbers JSON cannot hold as such: a state number that overflows to Infinity', async () => {
