@@ -15,7 +15,7 @@
 struct Params {
   tokens: u32, experts: u32, k: u32, flags: u32,
   temperature: f32, noise_std: f32, seed: u32, pos0: u32,
-  n_group: u32, topk_group: u32, scale: f32, _pad: u32,
+  n_group: u32, topk_group: u32, scale: f32, max_tiles: u32,
 }
 const RENORM = 1u;
 const SIGMOID = 2u;
@@ -36,6 +36,14 @@ const HAS_LAYER_BIAS = 32u;
 
 const NEG = -3.402823e38;
 const NONE = 0xffffffffu;
+const DROPPED = 0xffffffffu;
+
+// main_plan only (one token): the expert grouping moe_plan.wgsl would make from idx, so a decode
+// step skips that dispatch. Same layout and order as moe_plan's outputs.
+@group(0) @binding(8) var<storage, read_write> sorted: array<u32>;
+@group(0) @binding(9) var<storage, read_write> slot_pos: array<u32>;
+@group(0) @binding(10) var<storage, read_write> tiles: array<vec4<u32>>;
+@group(0) @binding(11) var<storage, read_write> counts: array<u32>;
 
 fn hash(a: u32) -> u32 {
   var s = a * 747796405u + 2891336453u;
@@ -57,6 +65,7 @@ var<workgroup> arg_v: array<f32, 256>;
 var<workgroup> arg_i: array<u32, 256>;
 var<workgroup> keep_group: array<u32, 64>;
 var<workgroup> group_val: array<f32, 64>;
+var<workgroup> picked: array<u32, 256>; // the slot (choice rank) an expert got, NONE if not chosen
 
 // (va, ia) beats (vb, ib): a real candidate over none, then the higher value, ties to the lower
 // index (torch.topk's order).
@@ -88,6 +97,33 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         @builtin(local_invocation_index) lid: u32) {
   let t = row_of(wg, nwg);
   if (t >= p.tokens) { return; } // whole workgroup leaves together: uniform
+  route_token(t, lid);
+}
+
+// Routing of one token (tokens = 1, one workgroup) followed by its plan: counts, sorted, slot_pos
+// and tiles exactly as moe_plan.wgsl writes them for these k slots (experts ascending, one row
+// each; a token's k experts are distinct, so a capacity ≥ 1 never drops one).
+@compute @workgroup_size(256)
+fn main_plan(@builtin(local_invocation_index) lid: u32) {
+  route_token(0u, lid);
+  workgroupBarrier();
+  if (lid < p.experts) { counts[lid] = select(0u, 1u, picked[lid] != NONE); }
+  if (lid == 0u) {
+    var o = 0u;
+    for (var x = 0u; x < p.experts; x++) {
+      let s = picked[x];
+      if (s == NONE) { continue; }
+      sorted[o] = s;
+      slot_pos[s] = o;
+      tiles[o] = vec4<u32>(x, o, o + 1u, 1u);
+      o++;
+    }
+    for (var j = 0u; j < p.k; j++) { if (idx[j] == NONE) { slot_pos[j] = DROPPED; } }
+    for (var i = o; i < p.max_tiles; i++) { tiles[i] = vec4<u32>(0u, 0u, 0u, 0u); }
+  }
+}
+
+fn route_token(t: u32, lid: u32) {
   let e = lid;
   let on = is_on(e);
   let base = t * p.experts;
@@ -145,10 +181,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   }
 
   var sum = 0.0;
+  var mine = NONE;
   for (var j = 0u; j < p.k; j++) {
     // Fewer allowed experts than k (heavy masking): the slot goes to no expert, with weight 0.
     let best = wg_argmax(c, select(NONE, e, allowed), lid);
-    if (best == e) { allowed = false; }
+    if (best == e) { allowed = false; mine = j; }
     if (lid == 0u) {
       if (best == NONE) {
         idx[t * p.k + j] = NONE;
@@ -165,4 +202,5 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let norm = select(1.0, 1.0 / max(sum, 1e-20), (p.flags & RENORM) != 0u && sum > 0.0);
     for (var j = 0u; j < p.k; j++) { wts[t * p.k + j] *= norm * p.scale; }
   }
+  picked[lid] = mine;
 }

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { RouterConfig } from '../../src/engine/moe/router';
+import { createStorage, dispatch, readF32, readU32, submitEncoder, uploadStorage } from '../../src/engine/gpu/buffers';
+import { createMoeScratch, destroyMoeScratch, GROUP_TILE, maxTiles } from '../../src/engine/moe/experts';
+import { createRouterTables, encodeRoute, expertCapacity, writeRouterTables, type RouterConfig } from '../../src/engine/moe/router';
 import { runRoute } from '../../src/engine/ops/oneshot';
 import { routeRef } from '../../src/engine/ref/ops';
 import { maxAbsDiff, randomF32 } from '../../src/engine/ref/random';
@@ -88,4 +90,57 @@ describe('router knobs', () => {
     expect(Array.from(a.idx)).not.toEqual(Array.from(c.idx));
     expect(Array.from(a.idx)).not.toEqual(Array.from(plain.idx));
   });
+});
+
+describe('routing with its plan (one decode token) vs routing then moe_plan.wgsl', () => {
+  // The plan's outputs for one token: what moe_plan writes from idx, and what main_plan must write too.
+  async function both(logits: Float32Array, E: number, r: RouterConfig) {
+    const k = await gpuKernels();
+    const K = r.topK;
+    const tiles = maxTiles(K, E);
+    const run = async (fused: boolean) => {
+      const bl = uploadStorage(k.device, logits);
+      const tables = createRouterTables(k.device, E);
+      writeRouterTables(k.device, tables, r, E);
+      const probs = createStorage(k.device, E * 4), idx = createStorage(k.device, K * 4), gates = createStorage(k.device, K * 4);
+      const s = createMoeScratch(k.device, K, E, 8, 8);
+      // Stale values from an earlier step: everything the plan covers must be overwritten.
+      k.device.queue.writeBuffer(s.tiles, 0, new Uint32Array(tiles * 4).fill(7));
+      k.device.queue.writeBuffer(s.slotPos, 0, new Uint32Array(K).fill(5));
+      k.device.queue.writeBuffer(s.counts, 0, new Uint32Array(E).fill(3));
+      const enc = k.device.createCommandEncoder();
+      const plan = fused ? { sorted: s.sorted, slotPos: s.slotPos, tiles: s.tiles, counts: s.counts, maxTiles: tiles } : undefined;
+      encodeRoute(k, enc, { logits: bl, tables, probs, idx, weights: gates, tokens: 1, experts: E, position: 3, router: r, plan });
+      if (!fused) {
+        const params = k.uniform([{ u32: K }, { u32: E }, { u32: GROUP_TILE }, { u32: tiles }, { u32: expertCapacity(r, 1, E) }, { u32: 0 }, { u32: 0 }, { u32: 0 }]);
+        dispatch(k.device, k.pipelines.get('moe_plan.wgsl'), [params, idx, s.sorted, s.slotPos, s.tiles, s.counts], [1], enc);
+      }
+      submitEncoder(k.device, enc);
+      const idxs = await readU32(k.device, idx, K);
+      const slotPos = await readU32(k.device, s.slotPos, K);
+      const used = Array.from(slotPos).filter((p) => p !== 0xffffffff).length;
+      const out = {
+        idx: Array.from(idxs), gates: Array.from(await readF32(k.device, gates, K)), counts: Array.from(await readU32(k.device, s.counts, E)),
+        slotPos: Array.from(slotPos), sorted: Array.from(await readU32(k.device, s.sorted, K)).slice(0, used), tiles: Array.from(await readU32(k.device, s.tiles, tiles * 4)),
+      };
+      for (const b of [bl, probs, idx, gates, tables.bias, tables.enabled]) b.destroy();
+      destroyMoeScratch(s);
+      return out;
+    };
+    return { fused: await run(true), separate: await run(false) };
+  }
+  const cases: Array<[string, number, Partial<RouterConfig>]> = [
+    ['64 experts, top-8', 64, { topK: 8, renormalize: true }],
+    ['16 experts, top-2, capacity factor 1', 16, { topK: 2, capacityFactor: 1 }],
+    ['256 experts, top-8, sigmoid, 8 groups keep 4 (top-2 sum), bias', 256, { topK: 8, scoring: 'sigmoid', nGroup: 8, topkGroup: 4, groupScore: 'top2sum', bias: Array.from({ length: 256 }, (_, e) => (e % 7) / 50) }],
+    ['8 experts, top-4, only 2 left after ablation (slots with no expert)', 8, { topK: 4, disabled: [0, 1, 2, 3, 4, 5] }],
+    ['16 experts, top-3, noise', 16, { topK: 3, noiseStd: 1.5, seed: 11 }],
+  ];
+  for (const [name, E, patch] of cases) {
+    it(name, async () => {
+      const { fused, separate } = await both(gridLogits(E, E * 31 + 1), E, router(patch));
+      expect(fused).toEqual(separate);
+      expect(fused.counts.reduce((a, b) => a + b, 0)).toBe(fused.idx.filter((i) => i !== 0xffffffff).length);
+    });
+  }
 });

@@ -5,7 +5,7 @@
  */
 import { copyBuffer, createStorage, encodeReadback, submitEncoder } from '../gpu/buffers';
 import type { Kernels } from '../gpu/kernels';
-import { createMoeScratch, destroyMoeScratch, encodeExperts, type MoeScratch } from '../moe/experts';
+import { createMoeScratch, destroyMoeScratch, encodeExperts, maxTiles, type MoeScratch } from '../moe/experts';
 import { createRouterTables, defaultRouter, encodeRoute, expertCapacity, type RouterConfig, type RouterTables, validateRouter, writeRouterTables } from '../moe/router';
 import { attentionScratchBytesUpTo, encodeAttention, MAX_HEAD_DIM } from '../ops/attention';
 import { encodeAddScaled, encodeSwiGlu } from '../ops/elementwise';
@@ -481,7 +481,10 @@ export class MoeModel {
     const r = this.routerConfig;
     const H = s.hiddenSize, E = s.moe.numExperts, K = r.topK;
     encodeMatmul(k, enc, { x: sc.x, w: w.router!, y: sc.routerLogits, M: T, N: E, K: H });
-    encodeRoute(k, enc, { logits: sc.routerLogits, tables: this.routerTables, layerBias: w.routerBias, probs: sc.probs, idx: sc.idx, weights: sc.gates, tokens: T, experts: E, position: start, router: r });
+    // A decode step (one token) has the routing kernel write the expert plan too: one dispatch less per layer.
+    const m = sc.moe!;
+    const plan = T === 1 ? { sorted: m.sorted, slotPos: m.slotPos, tiles: m.tiles, counts: m.counts, maxTiles: maxTiles(K, E) } : undefined;
+    encodeRoute(k, enc, { logits: sc.routerLogits, tables: this.routerTables, layerBias: w.routerBias, probs: sc.probs, idx: sc.idx, weights: sc.gates, tokens: T, experts: E, position: start, router: r, plan });
     let shared: { out: GPUBuffer; gateLogits?: GPUBuffer } | undefined;
     const se = s.moe.sharedExpert;
     if (se) {
@@ -495,7 +498,7 @@ export class MoeModel {
     encodeExperts(k, enc, {
       x: sc.x, idx: sc.idx, gates: sc.gates, wGateUp: w.expertsGateUp!, wDown: w.expertsDown!, shared,
       out: sc.mlpOut, tokens: T, topk: K, experts: E, hidden: H, inter: s.moe.intermediateSize, scratch: sc.moe!,
-      capacity: expertCapacity(r, T, E), capture,
+      capacity: expertCapacity(r, T, E), capture, planned: plan !== undefined,
     });
   }
 }

@@ -78,6 +78,8 @@ export interface ExpertsArgs {
    * backward of the down projection needs them (src/engine/train/graph.ts).
    */
   keepActivations?: boolean;
+  /** The routing kernel already wrote the plan into `scratch` (encodeRoute's `plan`, one token). */
+  planned?: boolean;
 }
 
 /** Records the routed-expert FFN for T tokens. */
@@ -88,8 +90,10 @@ export function encodeExperts(k: Kernels, enc: GPUCommandEncoder, a: ExpertsArgs
   if (a.experts > 256) throw new Error(`${a.experts} experts: at most 256 are supported`);
   const tiles = maxTiles(slots, a.experts);
 
-  const plan = k.uniform([{ u32: slots }, { u32: a.experts }, { u32: GROUP_TILE }, { u32: tiles }, { u32: a.capacity }, { u32: 0 }, { u32: 0 }, { u32: 0 }]);
-  dispatch(k.device, k.pipelines.get('moe_plan.wgsl'), [plan, a.idx, s.sorted, s.slotPos, s.tiles, s.counts], [1], enc);
+  if (!a.planned) {
+    const plan = k.uniform([{ u32: slots }, { u32: a.experts }, { u32: GROUP_TILE }, { u32: tiles }, { u32: a.capacity }, { u32: 0 }, { u32: 0 }, { u32: 0 }]);
+    dispatch(k.device, k.pipelines.get('moe_plan.wgsl'), [plan, a.idx, s.sorted, s.slotPos, s.tiles, s.counts], [1], enc);
+  }
 
   // Few slots (decode): per-row dot products; many (prefill): 64×64 register-tiled GEMM.
   const gemv = slots <= GEMV_MAX_SLOTS;

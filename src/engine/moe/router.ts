@@ -116,6 +116,11 @@ export interface RouteArgs {
   /** Position of the first token (seeds the noise so a token gets the same noise whatever the chunking). */
   position: number;
   router: RouterConfig;
+  /**
+   * One token only: also write the expert plan encodeExperts needs into this scratch (then pass
+   * `planned: true` there), saving moe_plan's dispatch on every decode step.
+   */
+  plan?: { sorted: GPUBuffer; slotPos: GPUBuffer; tiles: GPUBuffer; counts: GPUBuffer; maxTiles: number };
 }
 
 /** Records routing for every token: idx/weights [T, k] best first, scores in probs [T, E]. */
@@ -125,8 +130,13 @@ export function encodeRoute(k: Kernels, enc: GPUCommandEncoder, a: RouteArgs): v
   const params = k.uniform([
     { u32: a.tokens }, { u32: a.experts }, { u32: r.topK }, { u32: flags },
     { f32: r.temperature }, { f32: r.noiseStd }, { u32: r.seed }, { u32: a.position },
-    { u32: r.nGroup }, { u32: r.topkGroup }, { f32: r.routedScale }, { u32: 0 },
+    { u32: r.nGroup }, { u32: r.topkGroup }, { f32: r.routedScale }, { u32: a.plan?.maxTiles ?? 0 },
   ], [7]); // the position changes every step
   // Without a layer bias the knob's table stands in (unread; both are read-only, so sharing is allowed).
-  dispatch(k.device, k.pipelines.get('moe_route.wgsl'), [params, a.logits, a.tables.bias, a.tables.enabled, a.probs, a.idx, a.weights, a.layerBias ?? a.tables.bias], grid1d(a.tokens), enc);
+  const common = [params, a.logits, a.tables.bias, a.tables.enabled, a.probs, a.idx, a.weights, a.layerBias ?? a.tables.bias];
+  if (a.plan) {
+    if (a.tokens !== 1) throw new Error(`routing with its plan takes one token, got ${a.tokens}`);
+    const pl = a.plan;
+    dispatch(k.device, k.pipelines.get('moe_route.wgsl', 'main_plan'), [...common, pl.sorted, pl.slotPos, pl.tiles, pl.counts], [1], enc);
+  } else dispatch(k.device, k.pipelines.get('moe_route.wgsl'), common, grid1d(a.tokens), enc);
 }
