@@ -62,10 +62,19 @@ export default defineConfig({
   server: { port: 5173 },
   preview: { port: 4173, headers: SECURITY_HEADERS },
   test: {
-    include: ['tests/unit/**/*.test.ts', 'tests/gpu/**/*.test.ts'],
     pool: 'forks',
     // SwiftShader runs kernels on the CPU: give GPU tests room.
     testTimeout: 120_000,
     hookTimeout: 120_000,
+    projects: [
+      { extends: true, test: { name: 'unit', include: ['tests/unit/**/*.test.ts'] } },
+      {
+        extends: true,
+        // GPU test files share one worker's modules, so one Dawn device and its compiled pipelines
+        // serve them all: SwiftShader compiles each pipeline on the CPU, which was ~30 % of their
+        // time when every file started afresh. tests/gpu/setup.ts keeps the per-test error check.
+        test: { name: 'gpu', include: ['tests/gpu/**/*.test.ts'], isolate: false, setupFiles: ['tests/gpu/setup.ts'] },
+      },
+    ],
   },
 });

@@ -201,6 +201,9 @@ test('a checkpoint too big for the device is refused before upload, naming a for
 
 test('a conversation longer than the context slides: the oldest turns are left out and the user is told', async ({ page }) => {
   await openWithDemo(page);
+  // Short replies: the test is about what the prompt keeps, and each reply token costs a forward pass here.
+  await page.getByText('Sampling').click();
+  await page.getByLabel('max new tokens').fill('6');
   // Several hundred tokens each with the demo tokenizer: three of them pass the 1024-token context.
   const long = (n: number) => `Define harbor. ${'river mountain harbor '.repeat(110)} (${n})`;
   for (let i = 1; i <= 3; i++) await ask(page, long(i));
