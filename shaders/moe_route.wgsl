@@ -39,11 +39,12 @@ const NONE = 0xffffffffu;
 const DROPPED = 0xffffffffu;
 
 // main_plan only (one token): the expert grouping moe_plan.wgsl would make from idx, so a decode
-// step skips that dispatch. Same layout and order as moe_plan's outputs.
+// step skips that dispatch. Same layout and order as moe_plan's outputs, except the per-expert
+// counts (routing statistics for training, which routes many tokens through moe_plan): without
+// them the entry point binds 10 storage buffers, within what more adapters allow than 11.
 @group(0) @binding(8) var<storage, read_write> sorted: array<u32>;
 @group(0) @binding(9) var<storage, read_write> slot_pos: array<u32>;
 @group(0) @binding(10) var<storage, read_write> tiles: array<vec4<u32>>;
-@group(0) @binding(11) var<storage, read_write> counts: array<u32>;
 
 fn hash(a: u32) -> u32 {
   var s = a * 747796405u + 2891336453u;
@@ -100,14 +101,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   route_token(t, lid);
 }
 
-// Routing of one token (tokens = 1, one workgroup) followed by its plan: counts, sorted, slot_pos
-// and tiles exactly as moe_plan.wgsl writes them for these k slots (experts ascending, one row
+// Routing of one token (tokens = 1, one workgroup) followed by its plan: sorted, slot_pos and
+// tiles exactly as moe_plan.wgsl writes them for these k slots (experts ascending, one row
 // each; a token's k experts are distinct, so a capacity ≥ 1 never drops one).
 @compute @workgroup_size(256)
 fn main_plan(@builtin(local_invocation_index) lid: u32) {
   route_token(0u, lid);
   workgroupBarrier();
-  if (lid < p.experts) { counts[lid] = select(0u, 1u, picked[lid] != NONE); }
   if (lid == 0u) {
     var o = 0u;
     for (var x = 0u; x < p.experts; x++) {

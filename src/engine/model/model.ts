@@ -5,8 +5,8 @@
  */
 import { copyBuffer, createStorage, encodeReadback, submitEncoder } from '../gpu/buffers';
 import type { Kernels } from '../gpu/kernels';
-import { createMoeScratch, destroyMoeScratch, encodeExperts, maxTiles, type MoeScratch } from '../moe/experts';
-import { createRouterTables, defaultRouter, encodeRoute, expertCapacity, type RouterConfig, type RouterTables, validateRouter, writeRouterTables } from '../moe/router';
+import { createMoeScratch, destroyMoeScratch, encodeExperts, maxTiles, type ExpertsArgs, type MoeScratch } from '../moe/experts';
+import { createRouterTables, defaultRouter, encodeRoute, expertCapacity, fusedKernelsFit, type RouterConfig, type RouterTables, validateRouter, writeRouterTables } from '../moe/router';
 import { attentionScratchBytesUpTo, encodeAttention, MAX_HEAD_DIM } from '../ops/attention';
 import { encodeAddScaled, encodeSwiGlu } from '../ops/elementwise';
 import { encodeEmbedding } from '../ops/embedding';
@@ -109,6 +109,8 @@ export class MoeModel {
   private readonly history: GPUBuffer;
   private readonly sampler: SamplerBuffers;
   private routerConfig: RouterConfig;
+  /** The device can bind what the fused decode kernels need (router.ts fusedKernelsFit). */
+  private readonly fused: boolean;
   private readonly routerTables: RouterTables;
   /** Positions already in the KV cache. */
   private cached = 0;
@@ -141,6 +143,7 @@ export class MoeModel {
     this.history = createStorage(dev, this.contextLength * 4, 'token-history');
     this.sampler = createSamplerBuffers(dev, s.vocabSize);
     this.routerConfig = defaultRouter(s);
+    this.fused = fusedKernelsFit(this.kernels.device);
     this.routerTables = createRouterTables(dev, s.moe.numExperts);
     writeRouterTables(dev, this.routerTables, this.routerConfig, s.moe.numExperts);
   }
@@ -367,16 +370,22 @@ export class MoeModel {
       const w = this.weights.layers[l]!;
       this.encodeAttentionBlock(enc, w, l, T, start);
       encodeAddRmsNorm(k, enc, { h: sc.h, y: sc.proj, alpha: s.residualMultiplier, weight: w.mlpNorm, x: sc.x, rows: T, dim: H, eps: s.rmsNormEps });
+      const nextNorm = l + 1 < s.numLayers ? this.weights.layers[l + 1]!.attnNorm : wantHead ? this.weights.finalNorm : null;
+      // The MoE combine does the residual add and the next norm itself (one dispatch less per layer).
+      const residualNorm = nextNorm && this.fused ? { h: sc.h, alpha: s.residualMultiplier, weight: nextNorm, x: sc.x, eps: s.rmsNormEps } : undefined;
       if (s.layers[l]!.mlp === 'moe') {
-        this.encodeMoeBlock(enc, w, T, start, { buffer: sc.capture, offset: moeIndex * 2 * T * K });
+        this.encodeMoeBlock(enc, w, T, start, { buffer: sc.capture, offset: moeIndex * 2 * T * K }, residualNorm);
         if (wantRouter) copyBuffer(enc, sc.routerLogits, 0, sc.routerCapture!, moeIndex * T * E * 4, T * E * 4);
         moeIndex++;
+        if (!residualNorm) {
+          if (nextNorm) encodeAddRmsNorm(k, enc, { h: sc.h, y: sc.mlpOut, alpha: s.residualMultiplier, weight: nextNorm, x: sc.x, rows: T, dim: H, eps: s.rmsNormEps });
+          else encodeAddScaled(k, enc, { h: sc.h, y: sc.mlpOut, n: T * H, alpha: s.residualMultiplier });
+        }
       } else {
         this.encodeFfn(enc, w.mlpGateUp!, w.mlpDown!, s.denseIntermediateSize, sc.mlpOut, T);
+        if (nextNorm) encodeAddRmsNorm(k, enc, { h: sc.h, y: sc.mlpOut, alpha: s.residualMultiplier, weight: nextNorm, x: sc.x, rows: T, dim: H, eps: s.rmsNormEps });
+        else encodeAddScaled(k, enc, { h: sc.h, y: sc.mlpOut, n: T * H, alpha: s.residualMultiplier });
       }
-      const nextNorm = l + 1 < s.numLayers ? this.weights.layers[l + 1]!.attnNorm : wantHead ? this.weights.finalNorm : null;
-      if (nextNorm) encodeAddRmsNorm(k, enc, { h: sc.h, y: sc.mlpOut, alpha: s.residualMultiplier, weight: nextNorm, x: sc.x, rows: T, dim: H, eps: s.rmsNormEps });
-      else encodeAddScaled(k, enc, { h: sc.h, y: sc.mlpOut, n: T * H, alpha: s.residualMultiplier });
     }
     const rows = allLogits ? T : 1;
     if (wantHead) {
@@ -474,7 +483,7 @@ export class MoeModel {
     encodeMatmul(k, enc, { x: sc.ffAct, w: down, y: out, M: T, N: H, K: inter });
   }
 
-  private encodeMoeBlock(enc: GPUCommandEncoder, w: LayerWeights, T: number, start: number, capture: { buffer: GPUBuffer; offset: number }): void {
+  private encodeMoeBlock(enc: GPUCommandEncoder, w: LayerWeights, T: number, start: number, capture: { buffer: GPUBuffer; offset: number }, residualNorm?: ExpertsArgs['residualNorm']): void {
     const s = this.spec;
     const k = this.kernels;
     const sc = this.scratch!;
@@ -483,7 +492,7 @@ export class MoeModel {
     encodeMatmul(k, enc, { x: sc.x, w: w.router!, y: sc.routerLogits, M: T, N: E, K: H });
     // A decode step (one token) has the routing kernel write the expert plan too: one dispatch less per layer.
     const m = sc.moe!;
-    const plan = T === 1 ? { sorted: m.sorted, slotPos: m.slotPos, tiles: m.tiles, counts: m.counts, maxTiles: maxTiles(K, E) } : undefined;
+    const plan = T === 1 && this.fused ? { sorted: m.sorted, slotPos: m.slotPos, tiles: m.tiles, maxTiles: maxTiles(K, E) } : undefined;
     encodeRoute(k, enc, { logits: sc.routerLogits, tables: this.routerTables, layerBias: w.routerBias, probs: sc.probs, idx: sc.idx, weights: sc.gates, tokens: T, experts: E, position: start, router: r, plan });
     let shared: { out: GPUBuffer; gateLogits?: GPUBuffer } | undefined;
     const se = s.moe.sharedExpert;
@@ -498,7 +507,7 @@ export class MoeModel {
     encodeExperts(k, enc, {
       x: sc.x, idx: sc.idx, gates: sc.gates, wGateUp: w.expertsGateUp!, wDown: w.expertsDown!, shared,
       out: sc.mlpOut, tokens: T, topk: K, experts: E, hidden: H, inter: s.moe.intermediateSize, scratch: sc.moe!,
-      capacity: expertCapacity(r, T, E), capture, planned: plan !== undefined,
+      capacity: expertCapacity(r, T, E), capture, planned: plan !== undefined, residualNorm,
     });
   }
 }

@@ -118,9 +118,21 @@ export interface RouteArgs {
   router: RouterConfig;
   /**
    * One token only: also write the expert plan encodeExperts needs into this scratch (then pass
-   * `planned: true` there), saving moe_plan's dispatch on every decode step.
+   * `planned: true` there), saving moe_plan's dispatch on every decode step. Not the per-expert
+   * counts. Needs FUSED_STORAGE_BUFFERS storage buffers per stage (fusedKernelsFit).
    */
-  plan?: { sorted: GPUBuffer; slotPos: GPUBuffer; tiles: GPUBuffer; counts: GPUBuffer; maxTiles: number };
+  plan?: { sorted: GPUBuffer; slotPos: GPUBuffer; tiles: GPUBuffer; maxTiles: number };
+}
+
+/**
+ * Storage buffers one stage binds in the fused decode kernels (moe_route's main_plan,
+ * moe_combine's main_norm). WebGPU guarantees 8; Dawn in Node offers 12 here, Chrome on
+ * SwiftShader 8: below this the engine runs the separate kernels instead.
+ */
+export const FUSED_STORAGE_BUFFERS = 10;
+
+export function fusedKernelsFit(device: GPUDevice): boolean {
+  return device.limits.maxStorageBuffersPerShaderStage >= FUSED_STORAGE_BUFFERS;
 }
 
 /** Records routing for every token: idx/weights [T, k] best first, scores in probs [T, E]. */
@@ -137,6 +149,6 @@ export function encodeRoute(k: Kernels, enc: GPUCommandEncoder, a: RouteArgs): v
   if (a.plan) {
     if (a.tokens !== 1) throw new Error(`routing with its plan takes one token, got ${a.tokens}`);
     const pl = a.plan;
-    dispatch(k.device, k.pipelines.get('moe_route.wgsl', 'main_plan'), [...common, pl.sorted, pl.slotPos, pl.tiles, pl.counts], [1], enc);
+    dispatch(k.device, k.pipelines.get('moe_route.wgsl', 'main_plan'), [...common, pl.sorted, pl.slotPos, pl.tiles], [1], enc);
   } else dispatch(k.device, k.pipelines.get('moe_route.wgsl'), common, grid1d(a.tokens), enc);
 }
