@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue #7 demonstrations on the demo model (our CLI, on the H100 machine; .gpu/ packed as bench/README.md says):
 # a LoRA fine-tune on a domain the demo never saw (reversing letters), and router-only runs at a high learning
-# rate with no balance loss, with Switch (λ 0.5) and with DeepSeek-V3's aux-free bias (γ 0.01).
+# rate with no balance loss, with Switch (λ 0.5 and 1.0), with the design notes' total (CE + 0.3·sqdev + 0.1·ortho)
+# and with DeepSeek-V3's aux-free bias (γ 0.01).
 # Usage: bash tools/train/balance-h100.sh $OUT   (writes $OUT/<run>.json summaries and .log step lines)
 OUT=${1:?out}
 D=$OUT/reverse.jsonl
@@ -17,4 +18,6 @@ run() { name=$1; shift; bash .gpu/run.sh .gpu/cli.mjs train --data "$D" "$@" --j
 run lora --mode lora --steps 120 --lr 2e-3 --seq-len 48 --val-every 20
 run router_none --mode router --balance none --steps 150 --lr 0.05 --seq-len 48 --val-every 25
 run router_switch --mode router --balance switch --balance-weight 0.5 --steps 150 --lr 0.05 --seq-len 48 --val-every 25
+run router_switch_1 --mode router --balance switch --balance-weight 1.0 --steps 150 --lr 0.05 --seq-len 48 --val-every 25
+run router_notes --mode router --balance sqdev --balance-weight 0.3 --ortho 0.1 --steps 150 --lr 0.05 --seq-len 48 --val-every 25
 run router_auxfree --mode router --balance auxfree --balance-weight 0.01 --steps 150 --lr 0.05 --seq-len 48 --val-every 25
