@@ -80,11 +80,6 @@ export interface ExpertsArgs {
   keepActivations?: boolean;
   /** The routing kernel already wrote the plan into `scratch` (encodeRoute's `plan`, one token). */
   planned?: boolean;
-  /**
-   * Instead of writing `out`: h += alpha · (the MoE output), x = rmsnorm(h) · weight — the residual
-   * add and the next norm in the combine's own dispatch (`out` is then not written).
-   */
-  residualNorm?: { h: GPUBuffer; alpha: number; weight: GPUBuffer; x: GPUBuffer; eps: number };
 }
 
 /** Records the routed-expert FFN for T tokens. */
@@ -126,13 +121,9 @@ export function encodeExperts(k: Kernels, enc: GPUCommandEncoder, a: ExpertsArgs
 
   const mode = a.shared ? (a.shared.gateLogits ? 2 : 1) : 0;
   const cap = a.capture;
-  const rn = a.residualNorm;
-  if (rn && a.topk > 256) throw new Error(`top-${a.topk}: the fused combine captures at most 256 choices per token`);
-  const comb = k.uniform([{ u32: a.tokens }, { u32: a.hidden }, { u32: a.topk }, { u32: mode }, { u32: cap ? 1 : 0 }, { u32: cap?.offset ?? 0 }, { f32: rn?.alpha ?? 1 }, { f32: rn?.eps ?? 0 }]);
+  const comb = k.uniform([{ u32: a.tokens }, { u32: a.hidden }, { u32: a.topk }, { u32: mode }, { u32: cap ? 1 : 0 }, { u32: cap?.offset ?? 0 }, { u32: 0 }, { u32: 0 }]);
   const sharedOut = a.shared?.out ?? s.down; // bound but unread when mode is 0
   const sharedGate = a.shared?.gateLogits ?? s.counts;
-  // main_norm never writes `out`: its binding stays empty (the entry point's layout has none).
-  const common = [comb, a.gates, s.slotPos, s.down, sharedOut, sharedGate, rn ? null : a.out, a.idx, cap?.buffer ?? s.tiles];
-  if (rn) dispatch(k.device, k.pipelines.get('moe_combine.wgsl', 'main_norm'), [...common, rn.h, rn.weight, rn.x], grid1d(a.tokens), enc);
-  else dispatch(k.device, k.pipelines.get('moe_combine.wgsl'), common, grid1d(Math.ceil((a.tokens * Math.max(a.hidden, a.topk)) / 256)), enc);
+  const threads = a.tokens * Math.max(a.hidden, a.topk);
+  dispatch(k.device, k.pipelines.get('moe_combine.wgsl'), [comb, a.gates, s.slotPos, s.down, sharedOut, sharedGate, a.out, a.idx, cap?.buffer ?? s.tiles], grid1d(Math.ceil(threads / 256)), enc);
 }

@@ -125,8 +125,7 @@ export interface RouteArgs {
 }
 
 /**
- * Storage buffers one stage binds in the fused decode kernels (moe_route's main_plan,
- * moe_combine's main_norm). WebGPU guarantees 8; Dawn in Node offers 12 here, Chrome on
+ * Storage buffers moe_route's main_plan (routing + plan for a decode step) binds. WebGPU guarantees 8; Dawn in Node offers 12 here, Chrome on
  * SwiftShader 8: below this the engine runs the separate kernels instead.
  */
 export const FUSED_STORAGE_BUFFERS = 10;
