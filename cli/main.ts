@@ -27,7 +27,7 @@ import { runSelfTest } from '../src/engine/selftest';
 import { exportOnnx } from '../src/engine/onnx/export';
 import { destroyLora, mergeLora } from '../src/engine/train/lora';
 import { readPeftAdapter, uploadAdapter } from '../src/engine/train/peft';
-import { examplesJsonl, trainingRecipe } from '../src/engine/train/recipe';
+import { adapterFiles, recipeFiles } from '../src/engine/train/export';
 import { loadTrainingData } from '../src/engine/train/data';
 import { peftConfig, peftTensors } from '../src/engine/train/lora';
 import { balanceLossFor, LOSS_PRESETS } from '../src/engine/train/losses';
@@ -299,17 +299,13 @@ const commands: Record<string, Command> = {
     if (typeof args.flags.out === 'string') {
       const out = resolve(args.flags.out);
       await mkdir(out, { recursive: true });
-      if (f.mode === 'lora') {
-        await writeFile(resolve(out, 'adapter_config.json'), JSON.stringify(peftConfig(trainer.lora!, dir), null, 2));
-        await writeFile(resolve(out, 'adapter_model.safetensors'), encodeSafetensors(await peftTensors(ctx.device, trainer.lora!), { format: 'pt' }));
-      } else {
-        const tensors = await exportWeights(ctx.device, ck.spec, ck.slots, weights, f.mode);
-        await writeFile(resolve(out, 'model.safetensors'), encodeSafetensors(tensors, { format: 'pt' }));
-      }
-      // The same recipe for PyTorch + transformers (tools/train/hf_train.py): data as token ids, so nothing can tokenize differently.
-      await writeFile(resolve(out, 'train.jsonl'), examplesJsonl(data.train));
-      if (data.val.length) await writeFile(resolve(out, 'validation.jsonl'), examplesJsonl(data.val));
-      await writeFile(resolve(out, 'training_config.json'), JSON.stringify(trainingRecipe(trainer.options, dir, { train: 'train.jsonl', validation: data.val.length ? 'validation.jsonl' : null }), null, 2));
+      const files =
+        f.mode === 'lora'
+          ? adapterFiles(peftConfig(trainer.lora!, dir), await peftTensors(ctx.device, trainer.lora!))
+          : [{ name: 'model.safetensors', bytes: encodeSafetensors(await exportWeights(ctx.device, ck.spec, ck.slots, weights, f.mode), { format: 'pt' }) }];
+      // The same recipe for PyTorch + transformers (tools/train/hf_train.py).
+      files.push(...recipeFiles(trainer.options, dir, data.train, data.val));
+      for (const file of files) await writeFile(resolve(out, file.name), file.bytes);
       log(`wrote the trained ${f.mode === 'lora' ? 'adapter' : 'tensors'} and training_config.json (run it with tools/train/hf_train.py) to ${out}`);
     }
     trainer.destroy();

@@ -20,7 +20,7 @@ import { serial } from './serial';
 import { runTraining, TrainControl, type RunResult } from './train';
 import { deleteRun, readRun, saveRun, savedRunFor, type StoredRun } from './train-save';
 import { encodeSafetensors, exportWeights } from '../engine/train/params';
-import { examplesJsonl, trainingRecipe } from '../engine/train/recipe';
+import { adapterFiles, recipeFiles, type ExportedFile } from '../engine/train/export';
 import type { WeightSlot } from '../engine/model/spec';
 import { checkModelUrl } from '../preset/model-url';
 import type { ModelSource, ModelSummary, RoutingPayload, WeightChoice, WorkerEvent, WorkerRequest } from './protocol';
@@ -545,8 +545,7 @@ async function startTraining(req: Extract<WorkerRequest, { type: 'train-start' }
   if (!l.tokenizer) return post({ type: 'train-error', message: 'This checkpoint has no tokenizer.json: training data cannot be tokenized.' });
   const resume = 'snapshot' in req ? req : undefined;
   if (resume && resume.record.modelKey !== l.key) return post({ type: 'train-error', message: `The saved run was made on ${resume.record.modelName} (other files, or another weight format): load that model the same way to resume it.` });
-  const data = resume ? resume.record.data : (req as Extract<WorkerRequest, { type: 'train-start' }>).data;
-  const settings = resume ? resume.record.settings : (req as Extract<WorkerRequest, { type: 'train-start' }>).settings;
+  const { data, settings } = resume ? resume.record : (req as Extract<WorkerRequest, { type: 'train-start' }>);
   const tok = l.tokenizer;
   const ctl = new TrainControl();
   training = ctl;
@@ -574,29 +573,22 @@ async function resumeSaved(): Promise<void> {
   return startTraining(run);
 }
 
-const download = (name: string, bytes: Uint8Array) => ({ name, bytes });
-
 /** The files of the last run the page asked for. */
 async function exportRun(what: 'adapter' | 'merged' | 'recipe'): Promise<void> {
   const l = loaded;
   const run = lastRun;
   if (!l || l.backend !== 'webgpu-kernels' || !run) throw new Error('Nothing to export yet: train the loaded model first (or resume the saved run).');
-  const stem = l.summary.name.replace(/[^\w.-]+/g, '_').slice(0, 60) || 'model';
+  let files: ExportedFile[];
   if (what === 'adapter') {
     if (!run.adapter) throw new Error(`The last run trained ${run.mode === 'router' ? 'the router' : 'every weight'}, not a LoRA adapter: export the merged weights instead.`);
-    const files = [download('adapter_config.json', new TextEncoder().encode(JSON.stringify(run.adapter.config, null, 2))), download('adapter_model.safetensors', encodeSafetensors(run.adapter.tensors, { format: 'pt' }))];
-    return post({ type: 'train-export', files }, files.map((f) => f.bytes.buffer));
-  }
-  if (what === 'merged') {
+    files = adapterFiles(run.adapter.config, run.adapter.tensors);
+  } else if (what === 'merged') {
     const g = gpu;
     if (!g) throw new Error('No GPU device: the engine is restarting it.');
     const tensors = await gpuTask(() => exportWeights(g.ctx.device, l.model.spec, l.slots, l.model.weights, 'full'));
-    const files = [download(`${stem}-finetuned.safetensors`, encodeSafetensors(tensors, { format: 'pt' }))];
-    return post({ type: 'train-export', files }, files.map((f) => f.bytes.buffer));
-  }
-  const recipe = trainingRecipe(run.options, l.summary.name, { train: 'train.jsonl', validation: run.val.length ? 'validation.jsonl' : null });
-  const files = [download('training_config.json', new TextEncoder().encode(JSON.stringify(recipe, null, 2))), download('train.jsonl', new TextEncoder().encode(examplesJsonl(run.train)))];
-  if (run.val.length) files.push(download('validation.jsonl', new TextEncoder().encode(examplesJsonl(run.val))));
+    const stem = l.summary.name.replace(/[^\w.-]+/g, '_').slice(0, 60) || 'model';
+    files = [{ name: `${stem}-finetuned.safetensors`, bytes: encodeSafetensors(tensors, { format: 'pt' }) }];
+  } else files = recipeFiles(run.options, l.summary.name, run.train, run.val);
   post({ type: 'train-export', files }, files.map((f) => f.bytes.buffer));
 }
 

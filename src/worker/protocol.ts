@@ -8,6 +8,7 @@ import type { SelfTestResult } from '../engine/selftest';
 import type { StepEvent, TrainSummary } from '../engine/train/trainer';
 import type { BalancePreset } from '../engine/train/losses';
 import type { TrainMode } from '../engine/train/params';
+import type { ExportedFile } from '../engine/train/export';
 
 /** Where a model comes from. */
 export type ModelSource =
@@ -89,11 +90,6 @@ export interface SavedRun {
   sameModel: boolean;
 }
 
-/** A file the page offers as a download. */
-export interface ExportFile {
-  name: string;
-  bytes: Uint8Array;
-}
 
 export interface TrainData {
   /** Pasted or dropped text: plain text, or JSONL ({"messages": …}, {"text": …}, {"prompt", "completion"}). */
@@ -215,5 +211,5 @@ export type WorkerEvent =
   | { type: 'train-saved'; run: SavedRun | null; problem: string | null }
   /** A checkpoint was written at `step` (or could not be: `error`). */
   | { type: 'train-checkpoint'; step: number; error: string | null }
-  | { type: 'train-export'; files: ExportFile[] }
+  | { type: 'train-export'; files: ExportedFile[] }
   | { type: 'error'; request: WorkerRequest['type']; message: string };

@@ -24,6 +24,7 @@ export { trainables, exportWeights, encodeSafetensors, TRAIN_MODES, type TrainMo
 export { applyLora, createLora, mergeLora, peftConfig, peftTensors, unmergeLora, LORA_DEFAULTS, type LoraAdapter, type LoraOptions } from './lora';
 export { PeftAdapterError, readPeftAdapter, uploadAdapter } from './peft';
 export { examplesJsonl, trainingRecipe, type Recipe } from './recipe';
+export { adapterFiles, recipeFiles, type ExportedFile } from './export';
 export { auxFreeBias, balanceLoss, balanceLossFor, LOSS_PRESETS, orthogonalityLoss, zLoss, type BalanceLoss, type BalancePreset, type LossConfig } from './losses';
 export { EarlyStopping, RoutingMonitor, type MonitorOptions, type MonitorRecord } from './monitor';
 export { loadTrainingData, TrainingDataError, type TrainExample } from './data';
